@@ -1,0 +1,128 @@
+/**
+ * The embedded in-memory backend: the lock's full semantics (expiry, fencing, wake-ups on
+ * release) inside one process, with no Redis. For demos, tests and single-process apps; it passes
+ * the same conformance suite as the Redis transports.
+ *
+ * @module
+ */
+
+import type { LockAdapter, LockScript, ScriptHost, Unsubscribe } from "edgelock";
+
+/** Options of {@link memoryAdapter}. */
+export interface MemoryAdapterOptions {
+  /**
+   * The clock the store expires keys by, in milliseconds (monotonic).
+   * @default performance.now
+   */
+  clock?: () => number;
+}
+
+/** A stored value and when it expires on the store's clock (`Infinity`: never). */
+interface Entry {
+  value: string;
+  expiresAt: number;
+}
+
+/** How many script runs pass between sweeps of expired keys. */
+const SWEEP_EVERY = 1024;
+
+/**
+ * A key-value store with Redis's expiry semantics and an in-process pub/sub, which runs the core's
+ * scripts through their TypeScript twins, one at a time, atomically.
+ */
+class MemoryStore implements ScriptHost {
+  readonly #entries = new Map<string, Entry>();
+  readonly #channels = new Map<string, Set<() => void>>();
+  readonly #clock: () => number;
+  #runs = 0;
+
+  constructor(clock: () => number) {
+    this.#clock = clock;
+  }
+
+  run(script: LockScript, keys: readonly string[], args: readonly string[]): unknown {
+    if (++this.#runs % SWEEP_EVERY === 0) this.#sweep();
+    return script.emulate(this, keys, args);
+  }
+
+  get(key: string): string | null {
+    return this.#live(key)?.value ?? null;
+  }
+
+  set(key: string, value: string, ttl: number): void {
+    this.#entries.set(key, { value, expiresAt: this.#clock() + ttl });
+  }
+
+  del(key: string): boolean {
+    return this.#live(key) !== undefined && this.#entries.delete(key);
+  }
+
+  pexpire(key: string, ttl: number): boolean {
+    const entry = this.#live(key);
+    if (entry) entry.expiresAt = this.#clock() + ttl;
+    return entry !== undefined;
+  }
+
+  pttl(key: string): number {
+    const entry = this.#live(key);
+    if (!entry) return -2;
+    if (entry.expiresAt === Number.POSITIVE_INFINITY) return -1;
+    return Math.max(0, Math.ceil(entry.expiresAt - this.#clock()));
+  }
+
+  timeMicros(): number {
+    return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  }
+
+  publish(channel: string): void {
+    for (const listener of this.#channels.get(channel) ?? []) queueMicrotask(listener);
+  }
+
+  subscribe(channel: string, listener: () => void): Unsubscribe {
+    const listeners = this.#channels.get(channel) ?? new Set();
+    const entry = () => listener();
+    listeners.add(entry);
+    this.#channels.set(channel, listeners);
+    return () => {
+      listeners.delete(entry);
+      if (listeners.size === 0 && this.#channels.get(channel) === listeners) {
+        this.#channels.delete(channel);
+      }
+    };
+  }
+
+  /** The entry under `key` if it has not expired; expired ones are dropped on sight. */
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry && entry.expiresAt <= this.#clock()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #sweep(): void {
+    for (const key of this.#entries.keys()) this.#live(key);
+  }
+}
+
+/**
+ * Creates an in-memory backend. Locks are shared by every locker built on the same adapter, so
+ * share one adapter per process (or per test).
+ *
+ * @example
+ * ```ts
+ * import { createLocker } from "edgelock";
+ * import { memoryAdapter } from "edgelock/memory";
+ *
+ * const locker = createLocker({ adapter: memoryAdapter() });
+ * ```
+ */
+export function memoryAdapter(options: MemoryAdapterOptions = {}): LockAdapter {
+  const store = new MemoryStore(options.clock ?? (() => performance.now()));
+  return {
+    name: "memory",
+    evalScript: async (script, keys, args) => store.run(script, keys, args),
+    subscribe: async (channel, listener) => store.subscribe(channel, listener),
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * The boundary between the lock core and a transport. A transport runs the core's Lua scripts and,
+ * if it can, tells waiters when a lock is released. That is all the core needs, so the same core
+ * runs over TCP (ioredis), HTTP (Upstash REST) and in memory.
+ *
+ * @module
+ */
+
+/**
+ * A key-value store as the in-memory backend sees it: the few Redis commands the scripts use, with
+ * Redis's semantics (`pttl` is -2 for a missing key and -1 for one without expiry).
+ */
+export interface ScriptHost {
+  get(key: string): string | null;
+  /** Sets `key` to `value`, expiring after `ttl` ms. */
+  set(key: string, value: string, ttl: number): void;
+  del(key: string): boolean;
+  /** Sets a missing key's TTL: returns false (and creates nothing) when `key` is absent. */
+  pexpire(key: string, ttl: number): boolean;
+  pttl(key: string): number;
+  /** The server clock in microseconds, as Redis `TIME` gives it. */
+  timeMicros(): number;
+  publish(channel: string, message: string): void;
+}
+
+/**
+ * One of the core's scripts: its Lua source with the SHA-1 that `EVALSHA` uses, and the same
+ * semantics written in TypeScript for the in-memory backend. Each runs as one atomic step.
+ */
+export interface LockScript {
+  /** A short name for messages and metrics. */
+  readonly name: string;
+  /** The Lua source, sent with `EVAL` only after a `NOSCRIPT` reply. */
+  readonly lua: string;
+  /** The SHA-1 of `lua`, in lowercase hex. */
+  readonly sha1: string;
+  /** The script's semantics over a {@link ScriptHost}, returning what the Lua returns. */
+  readonly emulate: (host: ScriptHost, keys: readonly string[], args: readonly string[]) => unknown;
+}
+
+/** Stops a subscription; safe to call more than once. */
+export type Unsubscribe = () => void;
+
+/**
+ * What a transport implements. Adapters wrap a client the user created and never close it.
+ *
+ * @example
+ * ```ts
+ * const adapter: LockAdapter = {
+ *   name: "my-transport",
+ *   evalScript: (script, keys, args) => runEvalshaWithFallback(script, keys, args),
+ * };
+ * ```
+ */
+export interface LockAdapter {
+  /** The transport's name, for messages. */
+  readonly name: string;
+  /**
+   * Runs `script` with `EVALSHA`, falling back to `EVAL` only on a real `NOSCRIPT` reply, and
+   * resolves with its reply. Rejects on any transport or Redis failure; must not hang forever.
+   */
+  evalScript(
+    script: LockScript,
+    keys: readonly string[],
+    args: readonly string[],
+  ): Promise<unknown>;
+  /**
+   * Calls `listener` whenever a message arrives on `channel` until the returned function is
+   * called. Resolves once the subscription is active. Transports without pub/sub omit this, and
+   * waiters fall back to polling.
+   */
+  subscribe?(channel: string, listener: () => void): Promise<Unsubscribe>;
+}

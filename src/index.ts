@@ -1,0 +1,43 @@
+/**
+ * edgelock: a distributed lock over Redis for serverless and edge code.
+ *
+ * @example
+ * ```ts
+ * import { createLocker } from "edgelock";
+ * import { memoryAdapter } from "edgelock/memory";
+ *
+ * const locker = createLocker({ adapter: memoryAdapter() });
+ * const run = locker.withLock("nightly", 30_000, async () => "done");
+ * await run();
+ * ```
+ *
+ * @module
+ */
+
+export type { LockAdapter, LockScript, ScriptHost, Unsubscribe } from "./adapter.js";
+export {
+  InvalidArgumentError,
+  LockError,
+  type LockErrorCode,
+  type LockErrorDetails,
+  LockLostError,
+  LockTimeoutError,
+  LockUnavailableError,
+} from "./errors.js";
+export type { HoldOptions } from "./hold.js";
+export { type LockNames, lockNames } from "./keys.js";
+export { Lease } from "./lease.js";
+export {
+  type AcquireOptions,
+  createLocker,
+  type HoldLockOptions,
+  Locker,
+  type LockerOptions,
+  type LockState,
+} from "./locker.js";
+export { evalWithFallback, isNoScriptError } from "./noscript.js";
+export { acquireScript } from "./scripts/acquire.js";
+export { extendScript } from "./scripts/extend.js";
+export { inspectScript } from "./scripts/inspect.js";
+export { releaseScript } from "./scripts/release.js";
+export { MAX_DURATION, MAX_KEY_LENGTH, MIN_TTL } from "./validate.js";

@@ -1,0 +1,41 @@
+/**
+ * How a caller's lock key maps to Redis names. Both keys of one lock carry the same hash tag, so
+ * every script touches a single slot and works on Redis Cluster:
+ *
+ * - `<prefix>:{<key>}`        the lock: holds the owner's token, with the lease as its TTL;
+ * - `<prefix>:{<key>}:fence`  the fencing counter: the last fence minted for this key;
+ * - `<prefix>:{<key>}:free`   the pub/sub channel a release announces itself on.
+ *
+ * Braces and `%` in the caller's key are percent-encoded, so a key can never choose its own hash
+ * tag (which would split the two keys across slots or pile locks onto one slot).
+ *
+ * @module
+ */
+
+/** The Redis names of one lock. */
+export interface LockNames {
+  /** The lock key. */
+  readonly lock: string;
+  /** The fencing counter's key. */
+  readonly fence: string;
+  /** The channel a release is published on. */
+  readonly channel: string;
+}
+
+/**
+ * Computes the Redis names of `key` under `prefix`.
+ *
+ * @example
+ * ```ts
+ * lockNames("edgelock", "order:42").lock; // "edgelock:{order:42}"
+ * ```
+ */
+export function lockNames(prefix: string, key: string): LockNames {
+  const lock = `${prefix}:{${escapeTag(key)}}`;
+  return { lock, fence: `${lock}:fence`, channel: `${lock}:free` };
+}
+
+/** Percent-encodes the characters that would let a key escape its hash tag. */
+function escapeTag(key: string): string {
+  return key.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}

@@ -1,0 +1,165 @@
+/**
+ * The lease: what a successful acquisition hands back. It knows its token (the proof of
+ * ownership), its fencing token, and how long it is valid on this client's monotonic clock.
+ *
+ * @module
+ */
+
+import { LockLostError } from "./errors.js";
+import type { LockNames } from "./keys.js";
+import type { LockOperations } from "./operations.js";
+import { now } from "./time.js";
+import { checkDuration, MIN_TTL } from "./validate.js";
+
+/** How a lease's validity is computed: what the lock core tells a new {@link Lease}. */
+export interface LeaseInit {
+  readonly key: string;
+  readonly names: LockNames;
+  readonly token: string;
+  readonly fence: number;
+  readonly ttl: number;
+  /** Monotonic time before the acquiring request was sent. */
+  readonly sentAt: number;
+  /** The lease Redis granted, in ms from when the script ran. */
+  readonly granted: number;
+  readonly driftFactor: number;
+  /** Whether releases are announced to waiters (the transport supports pub/sub). */
+  readonly announce: boolean;
+}
+
+/** Extra validity safety for clock rate drift: `ttl × driftFactor + 2 ms`. */
+function driftMargin(ttl: number, driftFactor: number): number {
+  return Math.floor(ttl * driftFactor) + 2;
+}
+
+/**
+ * The monotonic deadline of a lease granted for `granted` ms by a request sent at `sentAt`: the
+ * grant counts from when the script ran, which is no earlier than `sentAt`, less a drift margin.
+ */
+export function leaseDeadline(sentAt: number, granted: number, driftFactor: number): number {
+  return sentAt + granted - driftMargin(granted, driftFactor);
+}
+
+/**
+ * A held lock. `fence` increases with every acquisition of the key: pass it to the resource you
+ * protect and have it reject smaller fences, and a paused or partitioned former holder cannot
+ * corrupt it. `signal` aborts with {@link LockLostError} as soon as the lease is known to be lost.
+ *
+ * @example
+ * ```ts
+ * await using lease = await locker.acquire("invoice:7", 10_000);
+ * await db.write({ fence: lease.fence }, { signal: lease.signal });
+ * ```
+ */
+export class Lease {
+  /** The caller's lock key (without the prefix). */
+  readonly key: string;
+  /** The secret proving ownership. Treat it as a credential: never log it or send it to clients. */
+  readonly token: string;
+  /** The fencing token: greater than the fence of every earlier acquisition of this key. */
+  readonly fence: number;
+  /** The lease length this lock was acquired (or last extended) with, in ms. */
+  ttl: number;
+  /** Aborts with a {@link LockLostError} when the lease is known lost (never on a normal release). */
+  readonly signal: AbortSignal;
+
+  readonly #ops: LockOperations;
+  readonly #names: LockNames;
+  readonly #driftFactor: number;
+  readonly #announce: boolean;
+  readonly #controller = new AbortController();
+  #deadline: number;
+  #expiry: ReturnType<typeof setTimeout> | undefined;
+  #released = false;
+
+  /** @internal Leases are made by a locker, not by hand. */
+  constructor(ops: LockOperations, init: LeaseInit) {
+    this.#ops = ops;
+    this.key = init.key;
+    this.token = init.token;
+    this.fence = init.fence;
+    this.ttl = init.ttl;
+    this.signal = this.#controller.signal;
+    this.#names = init.names;
+    this.#driftFactor = init.driftFactor;
+    this.#announce = init.announce;
+    this.#deadline = leaseDeadline(init.sentAt, init.granted, init.driftFactor);
+    this.#armExpiry();
+  }
+
+  /** When the lease runs out, as a wall-clock timestamp (ms since the epoch); for display only. */
+  get expiresAt(): number {
+    return Date.now() + this.remaining();
+  }
+
+  /** Milliseconds of validity left on this client's clock (0 once lost or released). */
+  remaining(): number {
+    if (this.#released || this.signal.aborted) return 0;
+    return Math.max(0, this.#deadline - now());
+  }
+
+  /** True while the lease is valid on this client's clock and not released or lost. */
+  get held(): boolean {
+    return this.remaining() > 0;
+  }
+
+  /**
+   * Renews the lease to `ttl` ms from now (default: the current ttl). Throws
+   * {@link LockLostError} if the lock is no longer held by this lease — it is never re-created —
+   * and {@link LockUnavailableError} if Redis cannot be reached.
+   */
+  async extend(ttl: number = this.ttl): Promise<void> {
+    checkDuration(ttl, "ttl", MIN_TTL);
+    if (this.#released) throw new LockLostError(this.key, "it was released");
+    if (this.signal.aborted) throw this.signal.reason;
+    const sentAt = now();
+    const extended = await this.#ops.extend(this.key, this.#names, this.token, ttl);
+    if (this.#released) return;
+    if (!extended) {
+      const lost = new LockLostError(this.key, "it expired or is held by someone else");
+      this.#lose(lost);
+      throw lost;
+    }
+    this.ttl = ttl;
+    this.#deadline = leaseDeadline(sentAt, ttl, this.#driftFactor);
+    this.#armExpiry();
+  }
+
+  /**
+   * Releases the lock. Resolves true if this call released it, false if it had already expired,
+   * been taken over or been released; never throws for those. Throws
+   * {@link LockUnavailableError} only if Redis cannot be reached (the lease then ends on its own).
+   */
+  async release(): Promise<boolean> {
+    if (this.#released) return false;
+    this.#released = true;
+    clearTimeout(this.#expiry);
+    try {
+      return await this.#ops.release(this.key, this.#names, this.token, this.#announce);
+    } catch (error) {
+      this.#released = false;
+      this.#armExpiry();
+      throw error;
+    }
+  }
+
+  /** Releases the lock for `await using`; swallows failures, since the lease expires anyway. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release().catch(() => false);
+  }
+
+  /** Marks the lease lost and tells every listener of `signal`. */
+  #lose(error: LockLostError): void {
+    clearTimeout(this.#expiry);
+    if (!this.signal.aborted) this.#controller.abort(error);
+  }
+
+  /** Aborts the signal when the local deadline passes without an extension. */
+  #armExpiry(): void {
+    clearTimeout(this.#expiry);
+    this.#expiry = setTimeout(
+      () => this.#lose(new LockLostError(this.key, "its lease ran out")),
+      Math.max(0, this.#deadline - now()),
+    );
+  }
+}

@@ -1,0 +1,398 @@
+/**
+ * The locker: a lock client bound to one adapter and one key prefix. It takes, waits for and
+ * hands out leases, and wraps functions so they run under a lock.
+ *
+ * @module
+ */
+
+import { abortable } from "./abortable.js";
+import type { LockAdapter, Unsubscribe } from "./adapter.js";
+import { backoffDelay } from "./backoff.js";
+import { InvalidArgumentError, LockTimeoutError } from "./errors.js";
+import { type HoldOptions, hold } from "./hold.js";
+import { type LockNames, lockNames } from "./keys.js";
+import { Lease, leaseDeadline } from "./lease.js";
+import { LockOperations } from "./operations.js";
+import { now, sleep } from "./time.js";
+import { newToken } from "./token.js";
+import { checkDuration, checkFunction, checkKey, checkSignal, MIN_TTL } from "./validate.js";
+
+/** Options of {@link createLocker}. */
+export interface LockerOptions {
+  /** The transport: `ioredisAdapter(client)`, `upstashAdapter(client)` or `memoryAdapter()`. */
+  adapter: LockAdapter;
+  /**
+   * Namespace of every Redis key and channel this locker uses (no braces).
+   * @default "edgelock"
+   */
+  prefix?: string;
+  /**
+   * How many times a failed request is retried (with the same token: every operation is
+   * idempotent) before the operation fails with `LOCK_UNAVAILABLE`.
+   * @default 2
+   */
+  retries?: number;
+  /**
+   * First backoff step while waiting for a held lock, in milliseconds.
+   * @default 50
+   */
+  retryDelay?: number;
+  /**
+   * Largest backoff step while waiting, in milliseconds; with release notifications, the
+   * fallback poll interval.
+   * @default 1000
+   */
+  maxRetryDelay?: number;
+  /**
+   * Fraction of the ttl subtracted from a lease's validity for clock rate drift (plus 2 ms).
+   * @default 0.01
+   */
+  driftFactor?: number;
+}
+
+/** Options of {@link Locker.acquire}. */
+export interface AcquireOptions {
+  /**
+   * How long to wait for a held lock, in milliseconds; 0 makes a single attempt.
+   * @default the ttl
+   */
+  timeout?: number;
+  /** Stops waiting: the call rejects with the signal's reason and leaves nothing locked. */
+  signal?: AbortSignal;
+  /**
+   * First backoff step while waiting, in milliseconds.
+   * @default the locker's retryDelay
+   */
+  retryDelay?: number;
+}
+
+/** Options of {@link Locker.using} and {@link Locker.withLock}. */
+export interface HoldLockOptions extends AcquireOptions, HoldOptions {}
+
+/** A lock's state, as {@link Locker.inspect} reads it. */
+export interface LockState {
+  /** True if anyone holds the lock. */
+  held: boolean;
+  /** The holder's remaining lease in ms (0 when free, -1 if the key never expires). */
+  ttl: number;
+  /** The last fence minted for this key (0 if none is known). */
+  fence: number;
+  /** True if `token` (when given) is the holder's. */
+  mine: boolean;
+}
+
+/** Acquire options once checked. */
+interface WaitOptions {
+  timeout: number;
+  signal: AbortSignal | undefined;
+  retryDelay: number;
+}
+
+/** The largest `retries` accepted. */
+const MAX_RETRIES = 10;
+
+/** The longest prefix accepted. */
+const MAX_PREFIX_LENGTH = 256;
+
+/**
+ * A lock client. Make one with {@link createLocker}; share it across requests.
+ */
+export class Locker {
+  readonly #ops: LockOperations;
+  readonly #prefix: string;
+  readonly #retryDelay: number;
+  readonly #maxRetryDelay: number;
+  readonly #driftFactor: number;
+
+  /** @internal Use {@link createLocker}. */
+  constructor(options: LockerOptions) {
+    const adapter = options?.adapter;
+    if (typeof adapter?.evalScript !== "function") {
+      throw new InvalidArgumentError("adapter", "adapter must be a LockAdapter (with evalScript)");
+    }
+    this.#prefix = checkPrefix(options.prefix ?? "edgelock");
+    this.#ops = new LockOperations(adapter, checkCount(options.retries ?? 2, "retries"));
+    this.#retryDelay = checkDuration(options.retryDelay ?? 50, "retryDelay", 1);
+    this.#maxRetryDelay = checkDuration(options.maxRetryDelay ?? 1000, "maxRetryDelay", 1);
+    this.#driftFactor = checkFraction(options.driftFactor ?? 0.01, "driftFactor");
+  }
+
+  /**
+   * Makes exactly one attempt to take the lock: one round trip.
+   *
+   * @param key the lock's name (non-empty, at most 1024 characters).
+   * @param ttl the lease, in milliseconds (10 to 2^31−1).
+   * @returns the lease, or `null` if someone else holds the lock.
+   * @throws {InvalidArgumentError} before any request, for a bad key or ttl.
+   * @throws {LockUnavailableError} when Redis cannot be reached.
+   *
+   * @example
+   * ```ts
+   * const lease = await locker.tryAcquire("nightly-report", 60_000);
+   * if (!lease) return; // another worker has it
+   * try { await run(lease.signal); } finally { await lease.release(); }
+   * ```
+   */
+  async tryAcquire(key: string, ttl: number): Promise<Lease | null> {
+    checkKey(key);
+    checkDuration(ttl, "ttl", MIN_TTL);
+    const names = lockNames(this.#prefix, key);
+    const outcome = await this.#attempt(key, names, newToken(), ttl);
+    return outcome instanceof Lease ? outcome : null;
+  }
+
+  /**
+   * Takes the lock, waiting up to `timeout` ms while someone else holds it. Waiters are woken by
+   * the release when the transport supports pub/sub, and otherwise back off with full jitter; a
+   * sleep never outlasts the holder's remaining lease.
+   *
+   * @throws {LockTimeoutError} if the lock stayed held (`code: "LOCK_TIMEOUT"`).
+   * @throws {LockUnavailableError} when Redis cannot be reached (`code: "LOCK_UNAVAILABLE"`).
+   * @throws the signal's reason when `options.signal` aborts; nothing stays locked.
+   *
+   * @example
+   * ```ts
+   * await using lease = await locker.acquire("account:42", 5_000, { timeout: 2_000 });
+   * await transfer({ fence: lease.fence });
+   * ```
+   */
+  async acquire(key: string, ttl: number, options: AcquireOptions = {}): Promise<Lease> {
+    checkKey(key);
+    checkDuration(ttl, "ttl", MIN_TTL);
+    const wait = this.#checkAcquireOptions(options, ttl);
+    return this.#acquire(key, ttl, wait);
+  }
+
+  /**
+   * Takes the lock (waiting as {@link Locker.acquire} does), runs `fn` with the lease while
+   * extending it about every ttl/3, and releases it when `fn` settles.
+   *
+   * `fn`'s error is rethrown unchanged; a failed release never replaces it. If the lease is lost
+   * while `fn` runs, `lease.signal` aborts and, once `fn` resolves, {@link LockLostError} is
+   * thrown.
+   *
+   * @example
+   * ```ts
+   * const total = await locker.using("ledger", 10_000, async (lease) => {
+   *   return recompute({ fence: lease.fence, signal: lease.signal });
+   * });
+   * ```
+   */
+  async using<T>(
+    key: string,
+    ttl: number,
+    fn: (lease: Lease) => T | PromiseLike<T>,
+    options: HoldLockOptions = {},
+  ): Promise<Awaited<T>> {
+    checkKey(key);
+    checkDuration(ttl, "ttl", MIN_TTL);
+    checkFunction(fn, "fn");
+    const wait = this.#checkAcquireOptions(options, ttl);
+    const holding = this.#checkHoldOptions(options);
+    return hold(await this.#acquire(key, ttl, wait), fn, holding);
+  }
+
+  /**
+   * Wraps `fn` so every call runs under the lock: the returned function takes `fn`'s arguments
+   * and resolves with its result. `key` may be computed from the call's arguments. Each call
+   * waits for the lock as {@link Locker.using} does (by default up to `ttl` ms) and throws
+   * {@link LockTimeoutError} if it never comes.
+   *
+   * @example
+   * ```ts
+   * export const handler = locker.withLock((event: OrderEvent) => `order:${event.id}`, 30_000, handle);
+   * ```
+   */
+  withLock<A extends unknown[], R>(
+    key: string | ((...args: A) => string),
+    ttl: number,
+    fn: (...args: A) => R | PromiseLike<R>,
+    options: HoldLockOptions = {},
+  ): (...args: A) => Promise<Awaited<R>> {
+    if (typeof key !== "function") checkKey(key);
+    checkDuration(ttl, "ttl", MIN_TTL);
+    checkFunction(fn, "fn");
+    const wait = this.#checkAcquireOptions(options, ttl);
+    const holding = this.#checkHoldOptions(options);
+    const locker = this;
+    return async function locked(this: unknown, ...args: A): Promise<Awaited<R>> {
+      const name = typeof key === "function" ? checkKey(key.apply(this, args)) : key;
+      const lease = await locker.#acquire(name, ttl, wait);
+      return hold(lease, () => fn.apply(this, args), holding);
+    };
+  }
+
+  /**
+   * Reads a lock's state without changing it. Pass a lease's token to learn whether it still
+   * holds the lock.
+   */
+  async inspect(key: string, token?: string): Promise<LockState> {
+    checkKey(key);
+    if (token !== undefined) checkKey(token, "token");
+    const state = await this.#ops.inspect(key, lockNames(this.#prefix, key), token);
+    return { ...state, ttl: state.held ? state.ttl : 0 };
+  }
+
+  /** The waiting acquisition behind acquire, using and withLock, with checked arguments. */
+  async #acquire(key: string, ttl: number, wait: WaitOptions): Promise<Lease> {
+    const { timeout, signal, retryDelay } = wait;
+    signal?.throwIfAborted();
+    const names = lockNames(this.#prefix, key);
+    const token = newToken(); // one token for every attempt: a retried attempt is idempotent
+    const deadline = now() + timeout;
+    const notifiable = this.#ops.adapter.subscribe !== undefined;
+    let unsubscribe: Unsubscribe | undefined;
+    let woken = false;
+    let nap: ReturnType<typeof sleep> | undefined;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await abortable(this.#attempt(key, names, token, ttl), signal, (late) =>
+          late.then((lease) => (lease instanceof Lease ? lease.release() : false)).catch(() => {}),
+        );
+        if (outcome instanceof Lease) return outcome;
+        const remaining = deadline - now();
+        if (remaining <= 0) throw new LockTimeoutError(key, timeout, attempt);
+        if (notifiable && unsubscribe === undefined) {
+          // Listen, then look again at once: the release may have come before the subscription.
+          unsubscribe = await this.#listen(names, () => {
+            woken = true;
+            nap?.wake();
+          });
+          continue;
+        }
+        if (woken) {
+          woken = false;
+          continue;
+        }
+        const delay = backoffDelay({
+          attempt,
+          base: retryDelay,
+          cap: this.#maxRetryDelay,
+          holderTtl: outcome.holderTtl,
+          remaining,
+          notified: unsubscribe !== undefined,
+        });
+        nap = sleep(delay, signal);
+        await nap.done;
+        nap = undefined;
+      }
+    } finally {
+      unsubscribe?.();
+    }
+  }
+
+  /** Subscribes to the lock's release channel; a failure only means falling back to polling. */
+  async #listen(names: LockNames, listener: () => void): Promise<Unsubscribe> {
+    try {
+      return (await this.#ops.adapter.subscribe?.(names.channel, listener)) ?? noop;
+    } catch {
+      return noop;
+    }
+  }
+
+  /**
+   * One acquisition attempt. Returns the lease, or what the holder's lease has left. A lease that
+   * arrives with no validity left (the round trip took too long) is released and counts as not
+   * acquired. A failed request may still have taken the lock, so its token is released before
+   * the failure is reported: a lock is never left held by a caller who was told it failed.
+   */
+  async #attempt(
+    key: string,
+    names: LockNames,
+    token: string,
+    ttl: number,
+  ): Promise<Lease | { holderTtl: number }> {
+    const sentAt = now();
+    const announce = this.#ops.adapter.subscribe !== undefined;
+    let reply: Awaited<ReturnType<LockOperations["acquire"]>>;
+    try {
+      reply = await this.#ops.acquire(key, names, token, ttl);
+    } catch (error) {
+      this.#ops.release(key, names, token, announce).catch(() => {});
+      throw error;
+    }
+    if (!reply.acquired) return { holderTtl: reply.holderTtl };
+    if (leaseDeadline(sentAt, reply.ttl, this.#driftFactor) <= now()) {
+      await this.#ops.release(key, names, token, announce).catch(() => false);
+      return { holderTtl: -1 };
+    }
+    return new Lease(this.#ops, {
+      key,
+      names,
+      token,
+      fence: reply.fence,
+      ttl,
+      sentAt,
+      granted: reply.ttl,
+      driftFactor: this.#driftFactor,
+      announce,
+    });
+  }
+
+  #checkAcquireOptions(options: AcquireOptions, ttl: number): WaitOptions {
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidArgumentError("options", "options must be an object");
+    }
+    return {
+      timeout: checkDuration(options.timeout ?? ttl, "timeout", 0),
+      signal: checkSignal(options.signal),
+      retryDelay: checkDuration(options.retryDelay ?? this.#retryDelay, "retryDelay", 1),
+    };
+  }
+
+  #checkHoldOptions(options: HoldOptions): HoldOptions {
+    const { maxHold, onReleaseError } = options;
+    if (maxHold !== undefined) checkDuration(maxHold, "maxHold", MIN_TTL);
+    if (onReleaseError !== undefined) checkFunction(onReleaseError, "onReleaseError");
+    return { maxHold, onReleaseError };
+  }
+}
+
+/**
+ * Creates a locker over a transport.
+ *
+ * @example
+ * ```ts
+ * import { createLocker } from "edgelock";
+ * import { ioredisAdapter } from "edgelock/ioredis";
+ *
+ * const locker = createLocker({ adapter: ioredisAdapter(new Redis(process.env.REDIS_URL)) });
+ * const lease = await locker.tryAcquire("job:42", 30_000);
+ * ```
+ */
+export function createLocker(options: LockerOptions): Locker {
+  return new Locker(options);
+}
+
+function noop(): void {}
+
+function checkPrefix(prefix: unknown): string {
+  if (typeof prefix !== "string" || prefix.length === 0 || prefix.length > MAX_PREFIX_LENGTH) {
+    throw new InvalidArgumentError(
+      "prefix",
+      `prefix must be a non-empty string of at most ${MAX_PREFIX_LENGTH} characters`,
+    );
+  }
+  if (/[{}]/.test(prefix)) {
+    throw new InvalidArgumentError("prefix", `prefix must not contain braces, got "${prefix}"`);
+  }
+  return prefix;
+}
+
+function checkCount(value: unknown, argument: string): number {
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_RETRIES) {
+    return value;
+  }
+  throw new InvalidArgumentError(
+    argument,
+    `${argument} must be an integer from 0 to ${MAX_RETRIES}, got ${String(value)}`,
+  );
+}
+
+function checkFraction(value: unknown, argument: string): number {
+  if (typeof value === "number" && value >= 0 && value < 0.5) return value;
+  throw new InvalidArgumentError(
+    argument,
+    `${argument} must be a number in [0, 0.5), got ${String(value)}`,
+  );
+}

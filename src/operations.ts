@@ -1,0 +1,111 @@
+/**
+ * The four lock operations over an adapter: each one script, one round trip when all goes well.
+ * This layer turns replies into values and transport failures into {@link LockUnavailableError}.
+ *
+ * Every operation is idempotent for a given token (a repeated acquire renews the same lease with
+ * the same fence; a repeated release or extend is harmless), so a failure whose outcome is unknown
+ * (a timeout, a lost reply) is simply retried with the same token.
+ *
+ * @module
+ */
+
+import type { LockAdapter, LockScript } from "./adapter.js";
+import { LockUnavailableError } from "./errors.js";
+import type { LockNames } from "./keys.js";
+import { acquireScript } from "./scripts/acquire.js";
+import { extendScript } from "./scripts/extend.js";
+import { inspectScript } from "./scripts/inspect.js";
+import { releaseScript } from "./scripts/release.js";
+import { sleep } from "./time.js";
+
+/** How long fencing counters are kept after their last use, in ms (at least the lease). */
+export const FENCE_RETENTION = 7 * 24 * 60 * 60 * 1000;
+
+/** What one acquire attempt found. */
+export type AcquireReply =
+  | { acquired: true; fence: number; ttl: number; renewed: boolean }
+  | { acquired: false; holderTtl: number };
+
+/** A lock's state as {@link LockOperations.inspect} reads it. */
+export interface InspectReply {
+  held: boolean;
+  ttl: number;
+  fence: number;
+  mine: boolean;
+}
+
+/** The lock operations bound to one adapter. */
+export class LockOperations {
+  constructor(
+    readonly adapter: LockAdapter,
+    private readonly retries: number,
+  ) {}
+
+  /** One acquire attempt for `token`. */
+  async acquire(key: string, names: LockNames, token: string, ttl: number): Promise<AcquireReply> {
+    const args = [token, String(ttl), String(Math.max(ttl, FENCE_RETENTION))];
+    const [status = 0, fence = 0, pttl = 0] = await this.run(acquireScript, 3, key, names, args);
+    if (status === 0) return { acquired: false, holderTtl: pttl };
+    return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
+  }
+
+  /** Deletes the lock if `token` holds it; true if this call released it. */
+  async release(key: string, names: LockNames, token: string, announce: boolean): Promise<boolean> {
+    const args = [token, announce ? names.channel : ""];
+    const [released] = await this.run(releaseScript, 1, key, names, args);
+    return released === 1;
+  }
+
+  /** Renews the lease of `token` to `ttl` ms from now; false if `token` does not hold the lock. */
+  async extend(key: string, names: LockNames, token: string, ttl: number): Promise<boolean> {
+    const args = [token, String(ttl), String(Math.max(ttl, FENCE_RETENTION))];
+    const [extended] = await this.run(extendScript, 1, key, names, args);
+    return extended === 1;
+  }
+
+  /** Reads the lock's state; `token` (optional) is compared with the holder's. */
+  async inspect(key: string, names: LockNames, token = ""): Promise<InspectReply> {
+    const reply = await this.run(inspectScript, 4, key, names, [token]);
+    const [held = 0, ttl = -2, fence = 0, mine = 0] = reply;
+    return { held: held === 1, ttl, fence, mine: mine === 1 };
+  }
+
+  /**
+   * Runs a script on the lock's keys and reads its reply of `length` integers, retrying failures
+   * `retries` times with the same arguments. A reply of the wrong shape is a failure too: a
+   * transport that mangles replies must not be mistaken for an answer. The final failure is a
+   * {@link LockUnavailableError} whose message never shows the token (`args[0]`).
+   */
+  private async run(
+    script: LockScript,
+    length: number,
+    key: string,
+    names: LockNames,
+    args: string[],
+  ): Promise<number[]> {
+    const keys = [names.lock, names.fence];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return integers(await this.adapter.evalScript(script, keys, args), length);
+      } catch (error) {
+        if (attempt >= this.retries) {
+          throw new LockUnavailableError(script.name, key, error, args[0]);
+        }
+        await sleep(RETRY_PAUSE * 2 ** attempt * (0.5 + Math.random())).done;
+      }
+    }
+  }
+}
+
+/** The first pause before retrying a failed request, in ms (doubled each time, jittered). */
+const RETRY_PAUSE = 20;
+
+/** The reply as `length` integers (a bare integer counts as a list of one). */
+function integers(reply: unknown, length: number): number[] {
+  const values: unknown[] = Array.isArray(reply) ? reply : [reply];
+  const ok =
+    values.length === length &&
+    values.every((value) => typeof value === "number" && Number.isSafeInteger(value));
+  if (!ok) throw new TypeError("unexpected reply from the lock script");
+  return values as number[];
+}

@@ -1,0 +1,89 @@
+/**
+ * Argument checks that run before any network call. Each throws {@link InvalidArgumentError} with a
+ * message that names the argument and shows the rejected value.
+ *
+ * @module
+ */
+
+import { InvalidArgumentError } from "./errors.js";
+
+/** The longest lock key accepted, in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 1024;
+
+/** The shortest lease accepted, in milliseconds: shorter ones expire before a round trip ends. */
+export const MIN_TTL = 10;
+
+/** The longest duration accepted anywhere, in milliseconds (2^31 − 1, about 24.8 days: the timer limit). */
+export const MAX_DURATION = 2_147_483_647;
+
+/** Checks a lock key: a non-empty string of at most {@link MAX_KEY_LENGTH} characters. */
+export function checkKey(key: unknown, argument = "key"): string {
+  if (typeof key !== "string") {
+    throw new InvalidArgumentError(argument, `${argument} must be a string, got ${show(key)}`);
+  }
+  if (key.length === 0) {
+    throw new InvalidArgumentError(argument, `${argument} must not be empty`);
+  }
+  if (key.length > MAX_KEY_LENGTH) {
+    throw new InvalidArgumentError(
+      argument,
+      `${argument} must be at most ${MAX_KEY_LENGTH} characters, got ${key.length}`,
+    );
+  }
+  return key;
+}
+
+/**
+ * Checks a duration in integer milliseconds within `[min, MAX_DURATION]`.
+ *
+ * @example
+ * ```ts
+ * checkDuration(1.5, "ttl", MIN_TTL); // throws: ttl must be an integer number of milliseconds ...
+ * ```
+ */
+export function checkDuration(value: unknown, argument: string, min: number): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    throw new InvalidArgumentError(
+      argument,
+      `${argument} must be an integer number of milliseconds, got ${show(value)}`,
+    );
+  }
+  if (value < min || value > MAX_DURATION) {
+    throw new InvalidArgumentError(
+      argument,
+      `${argument} must be between ${min} and ${MAX_DURATION} milliseconds, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Checks that `value` is a function. */
+export function checkFunction<F extends (...args: never[]) => unknown>(
+  value: unknown,
+  argument: string,
+): F {
+  if (typeof value !== "function") {
+    throw new InvalidArgumentError(argument, `${argument} must be a function, got ${show(value)}`);
+  }
+  return value as F;
+}
+
+/** Checks an optional AbortSignal. */
+export function checkSignal(value: unknown, argument = "signal"): AbortSignal | undefined {
+  if (value === undefined || value instanceof AbortSignal) return value;
+  throw new InvalidArgumentError(
+    argument,
+    `${argument} must be an AbortSignal, got ${show(value)}`,
+  );
+}
+
+/** Shows a rejected value in a message without dumping large objects. */
+function show(value: unknown): string {
+  if (typeof value === "string")
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
+    return String(value);
+  }
+  if (value === null || value === undefined) return String(value);
+  return typeof value;
+}
