@@ -36,6 +36,7 @@ export {
   type LockState,
 } from "./locker.js";
 export { evalWithFallback, isNoScriptError } from "./noscript.js";
+export { FENCE_RETENTION } from "./operations.js";
 export { acquireScript } from "./scripts/acquire.js";
 export { extendScript } from "./scripts/extend.js";
 export { inspectScript } from "./scripts/inspect.js";

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { checkKey } from "./validate.js";
+
 /** The Redis names of one lock. */
 export interface LockNames {
   /** The lock key. */
@@ -23,7 +25,8 @@ export interface LockNames {
 }
 
 /**
- * Computes the Redis names of `key` under `prefix`.
+ * Computes the Redis names of `key` under `prefix`. The key is checked as every lock key is (an
+ * empty one would leave the hash tag empty, and Redis would hash the two keys apart).
  *
  * @example
  * ```ts
@@ -31,7 +34,7 @@ export interface LockNames {
  * ```
  */
 export function lockNames(prefix: string, key: string): LockNames {
-  const lock = `${prefix}:{${escapeTag(key)}}`;
+  const lock = `${prefix}:{${escapeTag(checkKey(key))}}`;
   return { lock, fence: `${lock}:fence`, channel: `${lock}:free` };
 }
 

@@ -236,7 +236,6 @@ export class Locker {
   /** The waiting acquisition behind acquire, using and withLock, with checked arguments. */
   async #acquire(key: string, ttl: number, wait: WaitOptions): Promise<Lease> {
     const { timeout, signal, retryDelay } = wait;
-    signal?.throwIfAborted();
     const names = lockNames(this.#prefix, key);
     const token = newToken(); // one token for every attempt: a retried attempt is idempotent
     const deadline = now() + timeout;
@@ -246,6 +245,7 @@ export class Locker {
     let nap: ReturnType<typeof sleep> | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
+        signal?.throwIfAborted();
         const outcome = await abortable(this.#attempt(key, names, token, ttl), signal, (late) =>
           late.then((lease) => (lease instanceof Lease ? lease.release() : false)).catch(() => {}),
         );

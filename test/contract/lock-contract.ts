@@ -1,0 +1,279 @@
+/**
+ * The conformance suite every adapter runs: the lock's semantics, independent of the transport.
+ * An adapter passes only if it behaves exactly like the others.
+ */
+
+import {
+  acquireScript,
+  createLocker,
+  FENCE_RETENTION,
+  type LockAdapter,
+  LockError,
+  LockLostError,
+  LockTimeoutError,
+  lockNames,
+  releaseScript,
+} from "edgelock";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+/** What a suite needs from the adapter under test. */
+export interface ContractTarget {
+  adapter: LockAdapter;
+  /** Stops whatever the target started (servers, clients). */
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Registers the conformance suite for one adapter. `open` runs once, before the tests. */
+export function describeLockContract(name: string, open: () => Promise<ContractTarget>): void {
+  describe(`lock contract: ${name}`, () => {
+    let target: ContractTarget;
+    let run = 0;
+    /** A fresh prefix per test, so tests never see each other's keys. */
+    const locker = (options: { prefix?: string; maxRetryDelay?: number } = {}) =>
+      createLocker({ adapter: target.adapter, prefix: options.prefix ?? `t${run}`, ...options });
+
+    beforeAll(async () => {
+      target = await open();
+    });
+    afterAll(async () => {
+      await target?.close();
+    });
+    beforeEach(() => {
+      run = Math.floor(Math.random() * 1e9);
+    });
+
+    it("grants a lock to one holder at a time", async () => {
+      const a = locker();
+      const b = locker();
+      const first = await a.tryAcquire("job", 5_000);
+      expect(first).not.toBeNull();
+      expect(await b.tryAcquire("job", 5_000)).toBeNull();
+      expect(await first?.release()).toBe(true);
+      const second = await b.tryAcquire("job", 5_000);
+      expect(second).not.toBeNull();
+      await second?.release();
+    });
+
+    it("lets the lock expire after its ttl", async () => {
+      const a = locker();
+      expect(await a.tryAcquire("short", 60)).not.toBeNull();
+      expect(await a.tryAcquire("short", 60)).toBeNull();
+      await sleep(120);
+      const next = await a.tryAcquire("short", 1_000);
+      expect(next).not.toBeNull();
+      await next?.release();
+    });
+
+    it("releases only with the holder's token", async () => {
+      const a = locker();
+      const stale = await a.tryAcquire("stale", 60);
+      await sleep(120);
+      const fresh = await a.tryAcquire("stale", 5_000);
+      expect(fresh).not.toBeNull();
+      expect(await stale?.release()).toBe(false);
+      const state = await a.inspect("stale", fresh?.token);
+      expect(state).toMatchObject({ held: true, mine: true });
+      expect(await fresh?.release()).toBe(true);
+      expect(await fresh?.release()).toBe(false);
+      expect((await a.inspect("stale")).held).toBe(false);
+    });
+
+    it("extends in milliseconds, and only with the holder's token", async () => {
+      const a = locker();
+      const lease = await a.tryAcquire("ext", 300);
+      await lease?.extend(1_500);
+      const state = await a.inspect("ext");
+      expect(state.ttl).toBeGreaterThan(1_000);
+      expect(state.ttl).toBeLessThanOrEqual(1_500);
+      await lease?.extend(400);
+      expect((await a.inspect("ext")).ttl).toBeLessThanOrEqual(400);
+      await lease?.release();
+    });
+
+    it("never resurrects an expired lock on extend", async () => {
+      const a = locker();
+      const lease = await a.tryAcquire("gone", 50);
+      await sleep(100);
+      await expect(lease?.extend(5_000)).rejects.toBeInstanceOf(LockLostError);
+      expect(lease?.signal.aborted).toBe(true);
+      expect((await a.inspect("gone")).held).toBe(false);
+    });
+
+    it("refuses to extend a lock someone else took over", async () => {
+      const a = locker();
+      const old = await a.tryAcquire("taken", 50);
+      await sleep(100);
+      const current = await a.tryAcquire("taken", 5_000);
+      await expect(old?.extend(5_000)).rejects.toMatchObject({ code: "LOCK_LOST", key: "taken" });
+      expect(await a.inspect("taken", current?.token)).toMatchObject({ held: true, mine: true });
+      await current?.release();
+    });
+
+    it("mints strictly increasing fences, across releases and expiries", async () => {
+      const a = locker();
+      const fences: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const lease = await a.tryAcquire("fence", i % 2 === 0 ? 5_000 : 30);
+        fences.push(lease?.fence ?? Number.NaN);
+        if (i % 2 === 0) await lease?.release();
+        else await sleep(60);
+      }
+      for (let i = 1; i < fences.length; i++) {
+        expect(fences[i]).toBeGreaterThan(fences[i - 1] ?? Number.POSITIVE_INFINITY);
+      }
+      expect(Number.isSafeInteger(fences[0])).toBe(true);
+    });
+
+    it("answers a retried acquire with the same token idempotently, with the same fence", async () => {
+      const names = lockNames(`t${run}`, "retry");
+      const keys = [names.lock, names.fence];
+      const args = ["el1.retried-token", "2000", String(FENCE_RETENTION)];
+      const [status, fence] = (await target.adapter.evalScript(
+        acquireScript,
+        keys,
+        args,
+      )) as number[];
+      expect(status).toBe(1);
+      const again = (await target.adapter.evalScript(acquireScript, keys, args)) as number[];
+      expect(again).toEqual([2, fence, 2000]);
+      const other = ["el1.other-token", "2000", String(FENCE_RETENTION)];
+      const refused = (await target.adapter.evalScript(acquireScript, keys, other)) as number[];
+      expect(refused[0]).toBe(0);
+      expect(refused[2]).toBeGreaterThan(0);
+      expect(
+        await target.adapter.evalScript(releaseScript, [names.lock], [args[0] ?? "", ""]),
+      ).toBe(1);
+    });
+
+    it("keeps lockers with different prefixes apart", async () => {
+      const one = locker({ prefix: `p1-${run}` });
+      const two = locker({ prefix: `p2-${run}` });
+      const same = locker({ prefix: `p1-${run}` });
+      const a = await one.tryAcquire("shared-name", 5_000);
+      const b = await two.tryAcquire("shared-name", 5_000);
+      expect(a).not.toBeNull();
+      expect(b).not.toBeNull();
+      expect(await same.tryAcquire("shared-name", 5_000)).toBeNull();
+      await a?.release();
+      await b?.release();
+    });
+
+    it("inspects a lock without revealing or changing it", async () => {
+      const a = locker();
+      expect(await a.inspect("look")).toEqual({ held: false, ttl: 0, fence: 0, mine: false });
+      const lease = await a.tryAcquire("look", 5_000);
+      const held = await a.inspect("look");
+      expect(held).toMatchObject({ held: true, fence: lease?.fence, mine: false });
+      expect(held.ttl).toBeGreaterThan(4_000);
+      expect((await a.inspect("look", lease?.token)).mine).toBe(true);
+      await lease?.release();
+      expect(await a.inspect("look")).toEqual({
+        held: false,
+        ttl: 0,
+        fence: lease?.fence,
+        mine: false,
+      });
+    });
+
+    it("handles keys with braces, percent signs and unicode", async () => {
+      const a = locker();
+      for (const key of ["{tag}", "}x", "a{b}c", "100%", "ключ🔒"]) {
+        const lease = await a.tryAcquire(key, 5_000);
+        expect(lease).not.toBeNull();
+        expect(await a.tryAcquire(key, 5_000)).toBeNull();
+        expect(await lease?.release()).toBe(true);
+      }
+    });
+
+    it("waits for a held lock and times out with LOCK_TIMEOUT", async () => {
+      const a = locker();
+      const holder = await a.tryAcquire("busy", 5_000);
+      const error = await a.acquire("busy", 1_000, { timeout: 150 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect(error).toMatchObject({ code: "LOCK_TIMEOUT", key: "busy", timeout: 150 });
+      expect((error as LockTimeoutError).attempts).toBeGreaterThan(1);
+      await holder?.release();
+    });
+
+    it("hands a released lock to a waiter without waiting out the holder's ttl", async () => {
+      // Waiters poll at most every maxRetryDelay and never past the holder's ttl; both are a
+      // minute here, so only a release announcement (or a jittered poll) explains a quick grant.
+      const a = locker({ maxRetryDelay: target.adapter.subscribe ? 60_000 : 100 });
+      const holder = await a.tryAcquire("handoff", 60_000);
+      const waiter = a.acquire("handoff", 5_000, { timeout: 3_000 });
+      await sleep(100);
+      await holder?.release();
+      const lease = await waiter;
+      expect(lease.fence).toBeGreaterThan(holder?.fence ?? Number.POSITIVE_INFINITY);
+      await lease.release();
+    });
+
+    it("takes the lock once the holder's ttl runs out", async () => {
+      const a = locker();
+      await a.tryAcquire("lapse", 150);
+      const lease = await a.acquire("lapse", 1_000, { timeout: 2_000 });
+      expect(lease.held).toBe(true);
+      await lease.release();
+    });
+
+    it("stops waiting when the signal aborts, leaving nothing locked", async () => {
+      const a = locker();
+      const holder = await a.tryAcquire("abort", 5_000);
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error("caller gave up")), 50);
+      await expect(a.acquire("abort", 1_000, { signal: controller.signal })).rejects.toThrow(
+        "caller gave up",
+      );
+      await holder?.release();
+      expect((await a.inspect("abort")).held).toBe(false);
+    });
+
+    it("keeps a 200 ms lease through a 1 s task, then releases it", async () => {
+      const a = locker();
+      const seen: boolean[] = [];
+      const result = await a.using("long", 200, async (lease) => {
+        for (let i = 0; i < 5; i++) {
+          await sleep(200);
+          seen.push((await a.inspect("long", lease.token)).mine);
+        }
+        expect(await a.tryAcquire("long", 1_000)).toBeNull();
+        return lease.signal.aborted;
+      });
+      expect(result).toBe(false);
+      expect(seen).toEqual([true, true, true, true, true]);
+      expect((await a.inspect("long")).held).toBe(false);
+    });
+
+    it("serialises concurrent withLock calls (no lost updates)", async () => {
+      const a = locker();
+      let counter = 0;
+      let inside = 0;
+      let overlap = false;
+      const increment = a.withLock(
+        "counter",
+        2_000,
+        async () => {
+          inside++;
+          overlap ||= inside > 1;
+          const read = counter;
+          await sleep(5);
+          counter = read + 1;
+          inside--;
+        },
+        { timeout: 10_000, retryDelay: 5 },
+      );
+      await Promise.all(Array.from({ length: 12 }, () => increment()));
+      expect(overlap).toBe(false);
+      expect(counter).toBe(12);
+    });
+
+    it("reports errors as LockError values with codes", async () => {
+      const a = locker();
+      const error = await a.tryAcquire("", 1_000).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockError);
+      expect(error).toMatchObject({ code: "INVALID_ARGUMENT" });
+    });
+  });
+}
