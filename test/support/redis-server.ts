@@ -298,3 +298,30 @@ export async function useStandaloneRedis(): Promise<RedisTarget> {
   const server = await startRedisServer();
   return { url: server.url, stop: () => server.stop() };
 }
+
+/**
+ * Like {@link startRedisServer}, but runs `redis-server` with exactly the arguments `argsFor`
+ * returns for the chosen free port and a fresh temp dir (called again if the port got taken), for
+ * modes that need a config file on disk such as Sentinel: `argsFor` writes it into the dir, which
+ * is removed, with the process, by `stop()` or when the test process exits.
+ */
+export async function startRedisProcess(
+  argsFor: (port: number, dir: string) => Promise<string[]>,
+): Promise<RedisProcess> {
+  const bin = findRedisServer();
+  const dir = await mkdtemp(join(tmpdir(), "edgelock-redis-"));
+  dirs.add(dir);
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      const args = await argsFor(port, dir);
+      const child = await spawnReady(bin, args, port, dir);
+      return handle(bin, args, port, dir, child);
+    } catch (error) {
+      if (attempt < PORT_ATTEMPTS && isAddressInUse(error)) continue;
+      await rm(dir, { recursive: true, force: true });
+      dirs.delete(dir);
+      throw error;
+    }
+  }
+}
