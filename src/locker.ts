@@ -239,7 +239,8 @@ export class Locker {
     const names = lockNames(this.#prefix, key);
     const token = newToken(); // one token for every attempt: a retried attempt is idempotent
     const deadline = now() + timeout;
-    const notifiable = this.#ops.adapter.subscribe !== undefined;
+    let listening: "not yet" | "yes" | "never" =
+      this.#ops.adapter.subscribe === undefined ? "never" : "not yet";
     let unsubscribe: Unsubscribe | undefined;
     let woken = false;
     let nap: ReturnType<typeof sleep> | undefined;
@@ -252,41 +253,44 @@ export class Locker {
         if (outcome instanceof Lease) return outcome;
         const remaining = deadline - now();
         if (remaining <= 0) throw new LockTimeoutError(key, timeout, attempt);
-        if (notifiable && unsubscribe === undefined) {
+        if (listening === "not yet") {
           // Listen, then look again at once: the release may have come before the subscription.
           unsubscribe = await this.#listen(names, () => {
             woken = true;
             nap?.wake();
           });
+          listening = unsubscribe ? "yes" : "never";
           continue;
         }
-        if (woken) {
-          woken = false;
-          continue;
+        if (!woken) {
+          const delay = backoffDelay({
+            attempt,
+            base: retryDelay,
+            cap: this.#maxRetryDelay,
+            holderTtl: outcome.holderTtl,
+            remaining,
+            notified: listening === "yes",
+          });
+          nap = sleep(delay, signal);
+          await nap.done;
+          nap = undefined;
         }
-        const delay = backoffDelay({
-          attempt,
-          base: retryDelay,
-          cap: this.#maxRetryDelay,
-          holderTtl: outcome.holderTtl,
-          remaining,
-          notified: unsubscribe !== undefined,
-        });
-        nap = sleep(delay, signal);
-        await nap.done;
-        nap = undefined;
+        woken = false;
       }
     } finally {
       unsubscribe?.();
     }
   }
 
-  /** Subscribes to the lock's release channel; a failure only means falling back to polling. */
-  async #listen(names: LockNames, listener: () => void): Promise<Unsubscribe> {
+  /**
+   * Subscribes to the lock's release channel. Resolves `undefined` if that fails: the waiter then
+   * polls with jittered backoff, as it does over transports without pub/sub.
+   */
+  async #listen(names: LockNames, listener: () => void): Promise<Unsubscribe | undefined> {
     try {
-      return (await this.#ops.adapter.subscribe?.(names.channel, listener)) ?? noop;
+      return await this.#ops.adapter.subscribe?.(names.channel, listener);
     } catch {
-      return noop;
+      return undefined;
     }
   }
 
@@ -363,8 +367,6 @@ export class Locker {
 export function createLocker(options: LockerOptions): Locker {
   return new Locker(options);
 }
-
-function noop(): void {}
 
 function checkPrefix(prefix: unknown): string {
   if (typeof prefix !== "string" || prefix.length === 0 || prefix.length > MAX_PREFIX_LENGTH) {

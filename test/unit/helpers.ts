@@ -1,0 +1,113 @@
+/**
+ * Adapter wrappers shared by the unit tests: they record every script call and let a test delay,
+ * fail or reorder what the wrapped adapter does.
+ */
+
+import type { LockAdapter, LockScript, Unsubscribe } from "edgelock";
+
+/** One `evalScript` call as a wrapper saw it. */
+export interface ScriptCall {
+  readonly script: string;
+  readonly keys: readonly string[];
+  readonly args: readonly string[];
+  /** The reply, once it is known (undefined while in flight or after a failure). */
+  reply?: unknown;
+  /** The failure, if the call rejected. */
+  error?: unknown;
+  /** True once the call settled. */
+  settled: boolean;
+}
+
+/**
+ * Decides how one call runs: `run` executes it on the wrapped adapter. The default runs it at once.
+ */
+export type Around = (call: ScriptCall, run: () => Promise<unknown>) => Promise<unknown>;
+
+/** A wrapped adapter and what it recorded. */
+export interface Recording {
+  readonly adapter: LockAdapter;
+  readonly calls: ScriptCall[];
+  readonly subscriptions: string[];
+  /** How many subscriptions are active (subscribed and not yet unsubscribed). */
+  active(): number;
+  /** The calls of one script, by name. */
+  of(script: string): ScriptCall[];
+}
+
+/** Wraps `inner`, recording every call and running each through `around`. */
+export function record(inner: LockAdapter, around: Around = (_call, run) => run()): Recording {
+  const calls: ScriptCall[] = [];
+  const subscriptions: string[] = [];
+  let active = 0;
+  const subscribe = inner.subscribe?.bind(inner);
+  const adapter: LockAdapter = {
+    name: `recorded(${inner.name})`,
+    evalScript: async (script: LockScript, keys: readonly string[], args: readonly string[]) => {
+      const call: ScriptCall = {
+        script: script.name,
+        keys: [...keys],
+        args: [...args],
+        settled: false,
+      };
+      calls.push(call);
+      try {
+        call.reply = await around(call, () => inner.evalScript(script, keys, args));
+        return call.reply;
+      } catch (error) {
+        call.error = error;
+        throw error;
+      } finally {
+        call.settled = true;
+      }
+    },
+    ...(subscribe && {
+      subscribe: async (channel: string, listener: () => void): Promise<Unsubscribe> => {
+        subscriptions.push(channel);
+        const unsubscribe = await subscribe(channel, listener);
+        active++;
+        let done = false;
+        return () => {
+          if (!done) active--;
+          done = true;
+          unsubscribe();
+        };
+      },
+    }),
+  };
+  return {
+    adapter,
+    calls,
+    subscriptions,
+    active: () => active,
+    of: (script) => calls.filter((call) => call.script === script),
+  };
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A promise with its resolve function exposed. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+/** The number of active timers in this process. */
+export function activeTimers(): number {
+  return process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length;
+}
+
+/** What `promise` rejects with; fails if it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}

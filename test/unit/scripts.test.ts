@@ -1,0 +1,292 @@
+/// <reference types="node" />
+import { createHash } from "node:crypto";
+import {
+  acquireScript,
+  extendScript,
+  inspectScript,
+  type LockScript,
+  releaseScript,
+  type ScriptHost,
+} from "edgelock";
+import { beforeEach, describe, expect, it } from "vitest";
+
+const scripts: LockScript[] = [acquireScript, releaseScript, extendScript, inspectScript];
+
+describe("script hashes", () => {
+  it.each(scripts.map((script) => [script.name, script] as const))(
+    "%s: sha1 is the SHA-1 of its lua",
+    (name, script) => {
+      const actual = createHash("sha1").update(script.lua, "utf8").digest("hex");
+      expect(script.sha1, `${name}.sha1 is stale: the SHA-1 of its lua is ${actual}`).toBe(actual);
+      expect(script.sha1).toMatch(/^[0-9a-f]{40}$/);
+    },
+  );
+
+  it("every script has a distinct name and source", () => {
+    expect(new Set(scripts.map((script) => script.name)).size).toBe(scripts.length);
+    expect(new Set(scripts.map((script) => script.sha1)).size).toBe(scripts.length);
+  });
+});
+
+interface Entry {
+  value: string;
+  expiresAt: number;
+}
+
+/** A tiny ScriptHost with Redis semantics, a settable clock, and a log of every command. */
+class FakeHost implements ScriptHost {
+  now = 1_000;
+  micros = 0;
+  readonly entries = new Map<string, Entry>();
+  readonly published: Array<[string, string]> = [];
+  readonly log: string[] = [];
+
+  #live(key: string): Entry | undefined {
+    const entry = this.entries.get(key);
+    if (entry && entry.expiresAt <= this.now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  get(key: string): string | null {
+    this.log.push(`get ${key}`);
+    return this.#live(key)?.value ?? null;
+  }
+  set(key: string, value: string, ttl: number): void {
+    this.log.push(`set ${key} ${value} ${ttl}`);
+    this.entries.set(key, { value, expiresAt: this.now + ttl });
+  }
+  del(key: string): boolean {
+    this.log.push(`del ${key}`);
+    return this.#live(key) !== undefined && this.entries.delete(key);
+  }
+  pexpire(key: string, ttl: number): boolean {
+    this.log.push(`pexpire ${key} ${ttl}`);
+    const entry = this.#live(key);
+    if (entry) entry.expiresAt = this.now + ttl;
+    return entry !== undefined;
+  }
+  pttl(key: string): number {
+    this.log.push(`pttl ${key}`);
+    const entry = this.#live(key);
+    if (!entry) return -2;
+    if (entry.expiresAt === Number.POSITIVE_INFINITY) return -1;
+    return Math.ceil(entry.expiresAt - this.now);
+  }
+  timeMicros(): number {
+    return this.micros;
+  }
+  publish(channel: string, message: string): void {
+    this.published.push([channel, message]);
+  }
+
+  /** Test-side helpers (not logged). */
+  put(key: string, value: string, ttl = Number.POSITIVE_INFINITY): void {
+    this.entries.set(key, { value, expiresAt: this.now + ttl });
+  }
+  value(key: string): string | undefined {
+    return this.#live(key)?.value;
+  }
+  ttl(key: string): number | undefined {
+    const entry = this.#live(key);
+    return entry && entry.expiresAt - this.now;
+  }
+  snapshot(): string {
+    return JSON.stringify([...this.entries.entries()].sort());
+  }
+}
+
+const LOCK = "p:{k}";
+const FENCE = "p:{k}:fence";
+const CHANNEL = "p:{k}:free";
+const RETENTION = 604_800_000;
+
+let host: FakeHost;
+beforeEach(() => {
+  host = new FakeHost();
+});
+
+function acquire(token: string, ttl: number, retention = RETENTION): unknown {
+  return acquireScript.emulate(host, [LOCK, FENCE], [token, String(ttl), String(retention)]);
+}
+
+describe("acquire emulate", () => {
+  it("takes a free lock: {1, fence, ttl}, with the lock and counter set", () => {
+    host.micros = 5;
+    expect(acquire("t1", 3_000)).toEqual([1, 5, 3_000]);
+    expect(host.value(LOCK)).toBe("t1");
+    expect(host.ttl(LOCK)).toBe(3_000);
+    expect(host.value(FENCE)).toBe("5");
+    expect(host.ttl(FENCE)).toBe(RETENTION);
+  });
+
+  it.each([
+    { counter: undefined, micros: 0, fence: 1 },
+    { counter: "41", micros: 7, fence: 42 },
+    { counter: "41", micros: 1_000_000, fence: 1_000_000 },
+    { counter: "1700000000000000", micros: 1_699_999_999_999_999, fence: 1_700_000_000_000_001 },
+    { counter: "1700000000000000", micros: 1_700_000_000_000_000, fence: 1_700_000_000_000_001 },
+    { counter: "1700000000000000", micros: 1_700_000_000_000_002, fence: 1_700_000_000_000_002 },
+  ])("fence = max(counter + 1, timeMicros): counter $counter, clock $micros", (c) => {
+    if (c.counter !== undefined) host.put(FENCE, c.counter);
+    host.micros = c.micros;
+    expect(acquire("t1", 100)).toEqual([1, c.fence, 100]);
+    expect(host.value(FENCE)).toBe(String(c.fence));
+    expect(host.value(FENCE)).toMatch(/^[1-9]\d*$/);
+  });
+
+  it("the same token retried gets {2, sameFence, ttl} and renews both keys without minting", () => {
+    host.micros = 10;
+    const [, fence] = acquire("t1", 1_000) as number[];
+    host.now += 600;
+    host.micros = 99_999;
+    expect(acquire("t1", 2_000, 5_000)).toEqual([2, fence, 2_000]);
+    expect(host.value(FENCE)).toBe(String(fence));
+    expect(host.value(LOCK)).toBe("t1");
+    expect(host.ttl(LOCK)).toBe(2_000);
+    expect(host.ttl(FENCE)).toBe(5_000);
+    expect(host.log.filter((command) => command.startsWith("set"))).toHaveLength(2); // the first take only
+  });
+
+  it("a lock held by another token gives {0, 0, pttl} and changes nothing", () => {
+    host.micros = 10;
+    acquire("t1", 1_000);
+    host.now += 250;
+    const before = host.snapshot();
+    expect(acquire("t2", 5_000)).toEqual([0, 0, 750]);
+    expect(host.snapshot()).toBe(before);
+    expect(host.log.filter((command) => command.startsWith("pexpire"))).toEqual([]);
+  });
+
+  it("a holder without expiry reports pttl -1", () => {
+    host.put(LOCK, "other");
+    expect(acquire("t2", 5_000)).toEqual([0, 0, -1]);
+    expect(host.value(LOCK)).toBe("other");
+  });
+
+  it("an expired holder is replaced, with a fence above the old one", () => {
+    host.micros = 50;
+    const [, first = 0] = acquire("t1", 100) as number[];
+    host.now += 100; // exactly at expiry: gone
+    host.micros = 0; // a clock that went backwards must not lower the fence
+    const reply = acquire("t2", 100) as number[];
+    expect(reply[0]).toBe(1);
+    expect(reply[1]).toBe(first + 1);
+    expect(host.value(LOCK)).toBe("t2");
+  });
+});
+
+describe("release emulate", () => {
+  function release(token: string, channel: string): unknown {
+    return releaseScript.emulate(host, [LOCK, FENCE], [token, channel]);
+  }
+
+  it("deletes the holder's lock, returns 1 and publishes once on the channel", () => {
+    host.micros = 1;
+    acquire("t1", 1_000);
+    expect(release("t1", CHANNEL)).toBe(1);
+    expect(host.value(LOCK)).toBeUndefined();
+    expect(host.value(FENCE)).toBe("1"); // the counter survives the release
+    expect(host.published).toEqual([[CHANNEL, "1"]]);
+  });
+
+  it("does not publish when the channel is empty", () => {
+    acquire("t1", 1_000);
+    expect(release("t1", "")).toBe(1);
+    expect(host.value(LOCK)).toBeUndefined();
+    expect(host.published).toEqual([]);
+  });
+
+  it("returns 0 for another token: the lock stays and nothing is published", () => {
+    acquire("t1", 1_000);
+    const before = host.snapshot();
+    expect(release("t2", CHANNEL)).toBe(0);
+    expect(host.snapshot()).toBe(before);
+    expect(host.published).toEqual([]);
+  });
+
+  it("returns 0 for a missing or expired lock without publishing", () => {
+    expect(release("t1", CHANNEL)).toBe(0);
+    acquire("t1", 100);
+    host.now += 100;
+    expect(release("t1", CHANNEL)).toBe(0);
+    expect(host.published).toEqual([]);
+    expect(host.log.some((command) => command.startsWith("del"))).toBe(false);
+  });
+});
+
+describe("extend emulate", () => {
+  function extend(token: string, ttl: number, retention = RETENTION): unknown {
+    return extendScript.emulate(host, [LOCK, FENCE], [token, String(ttl), String(retention)]);
+  }
+
+  it("renews the holder's lease and the counter's retention: 1", () => {
+    acquire("t1", 1_000, 2_000);
+    host.now += 900;
+    expect(extend("t1", 5_000, 9_000)).toBe(1);
+    expect(host.ttl(LOCK)).toBe(5_000);
+    expect(host.ttl(FENCE)).toBe(9_000);
+    expect(host.value(LOCK)).toBe("t1");
+  });
+
+  it("never recreates a missing key: 0, and nothing is written", () => {
+    host.put(FENCE, "7", 50_000);
+    expect(extend("t1", 5_000)).toBe(0);
+    expect(host.entries.has(LOCK)).toBe(false);
+    expect(host.ttl(FENCE)).toBe(50_000);
+    expect(host.log.filter((command) => !command.startsWith("get"))).toEqual([]);
+  });
+
+  it("never recreates an expired key", () => {
+    acquire("t1", 100);
+    host.now += 100;
+    expect(extend("t1", 5_000)).toBe(0);
+    expect(host.value(LOCK)).toBeUndefined();
+    expect(host.entries.has(LOCK)).toBe(false);
+  });
+
+  it("returns 0 for another token and leaves its lease alone", () => {
+    acquire("t1", 1_000);
+    host.now += 100;
+    expect(extend("t2", 5_000)).toBe(0);
+    expect(host.value(LOCK)).toBe("t1");
+    expect(host.ttl(LOCK)).toBe(900);
+  });
+});
+
+describe("inspect emulate", () => {
+  function inspect(token: string): unknown {
+    return inspectScript.emulate(host, [LOCK, FENCE], [token]);
+  }
+
+  it("free and never fenced: {0, -2, 0, 0}", () => {
+    expect(inspect("")).toEqual([0, -2, 0, 0]);
+  });
+
+  it("free after a release: {0, -2, lastFence, 0}", () => {
+    host.micros = 77;
+    acquire("t1", 1_000);
+    releaseScript.emulate(host, [LOCK, FENCE], ["t1", ""]);
+    expect(inspect("t1")).toEqual([0, -2, 77, 0]);
+  });
+
+  it("held: {1, pttl, fence, mine}, without changing anything", () => {
+    host.micros = 77;
+    acquire("t1", 1_000);
+    host.now += 400;
+    host.log.length = 0;
+    const before = host.snapshot();
+    expect(inspect("t1")).toEqual([1, 600, 77, 1]);
+    expect(inspect("t2")).toEqual([1, 600, 77, 0]);
+    expect(inspect("")).toEqual([1, 600, 77, 0]);
+    expect(host.snapshot()).toBe(before);
+    expect(host.log.filter((command) => /^(set|del|pexpire)/.test(command))).toEqual([]);
+  });
+
+  it("held without expiry: pttl -1", () => {
+    host.put(LOCK, "t1");
+    expect(inspect("t1")).toEqual([1, -1, 0, 1]);
+  });
+});
