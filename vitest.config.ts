@@ -6,6 +6,7 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 /** Resolve the package's own names to the sources, as tsconfig.json's `paths` do. */
 const alias = [
   { find: /^edgelock$/, replacement: here("./src/index.ts") },
+  { find: /^edgelock\/gateway$/, replacement: here("./adapters/gateway/index.ts") },
   { find: /^edgelock\/(.+)$/, replacement: here("./adapters/$1.ts") },
 ];
 

@@ -12,7 +12,13 @@
  * @module
  */
 
-import { evalWithFallback, type LockAdapter, type Unsubscribe } from "edgelock";
+import {
+  checkDuration,
+  evalWithFallback,
+  InvalidArgumentError,
+  type LockAdapter,
+  type Unsubscribe,
+} from "edgelock";
 
 /** The part of an ioredis `Redis` or `Cluster` client the adapter uses. */
 export interface IoredisClient {
@@ -61,7 +67,13 @@ export function ioredisAdapter(
   client: IoredisClient,
   options: IoredisAdapterOptions = {},
 ): LockAdapter {
-  const timeout = options.commandTimeout ?? 2000;
+  if (typeof client?.evalsha !== "function" || typeof client.eval !== "function") {
+    throw new InvalidArgumentError(
+      "client",
+      "ioredisAdapter needs an ioredis Redis or Cluster client",
+    );
+  }
+  const timeout = checkDuration(options.commandTimeout ?? 2000, "commandTimeout", 1);
   const adapter: LockAdapter = {
     name: "ioredis",
     evalScript: (script, keys, args) =>

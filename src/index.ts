@@ -41,4 +41,4 @@ export { acquireScript } from "./scripts/acquire.js";
 export { extendScript } from "./scripts/extend.js";
 export { inspectScript } from "./scripts/inspect.js";
 export { releaseScript } from "./scripts/release.js";
-export { MAX_DURATION, MAX_KEY_LENGTH, MIN_TTL } from "./validate.js";
+export { checkDuration, MAX_DURATION, MAX_KEY_LENGTH, MIN_TTL } from "./validate.js";

@@ -1,0 +1,104 @@
+/**
+ * The HTTP transport, over an `@upstash/redis` client the user owns: Upstash itself, or any
+ * server speaking its REST protocol (such as `edgelock/gateway`). Web-standard APIs only, so it
+ * runs on Node, Cloudflare Workers, Vercel Edge and Deno.
+ *
+ * - One HTTP request per operation: scripts go straight to the client's requester, never into
+ *   its auto-pipeline, so they are not batched with (or failed together with) application traffic.
+ * - `EVALSHA`, and `EVAL` only after a real `NOSCRIPT` reply.
+ * - Every request has its own deadline (`requestTimeout`), which aborts it for real; the lock core
+ *   then retries with the same token, which is safe because every operation is idempotent.
+ * - Error messages are stripped of the echoed command, so a lock token never appears in them.
+ * - No pub/sub over REST: waiters back off with full jitter, bounded by the holder's lease.
+ *
+ * @module
+ */
+
+import { checkDuration, evalWithFallback, InvalidArgumentError, type LockAdapter } from "edgelock";
+
+/** One request as the `@upstash/redis` requester takes it. */
+interface UpstashRequest {
+  body: unknown;
+  signal?: () => AbortSignal;
+}
+
+/** The requester inside an `@upstash/redis` client: it sends one request and decodes the reply. */
+interface UpstashRequester {
+  request(request: UpstashRequest): Promise<{ result?: unknown; error?: string }>;
+}
+
+/** Options of {@link upstashAdapter}. */
+export interface UpstashAdapterOptions {
+  /**
+   * How long one HTTP request may take before it is aborted and counts as failed, in ms.
+   * @default 5000
+   */
+  requestTimeout?: number;
+}
+
+/**
+ * Creates the HTTP transport over an `@upstash/redis` `Redis` client. Any client settings work
+ * (auto-pipelining, either response encoding, automatic deserialization on or off); see the
+ * README for the recommended ones.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from "@upstash/redis";
+ * import { createLocker } from "edgelock";
+ * import { upstashAdapter } from "edgelock/upstash";
+ *
+ * const redis = new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN });
+ * const locker = createLocker({ adapter: upstashAdapter(redis) });
+ * ```
+ */
+export function upstashAdapter(redis: object, options: UpstashAdapterOptions = {}): LockAdapter {
+  const requester = requesterOf(redis);
+  const timeout = checkDuration(options.requestTimeout ?? 5000, "requestTimeout", 1);
+  const send = async (command: string[]): Promise<unknown> => {
+    let reply: { result?: unknown; error?: string };
+    try {
+      reply = await requester.request({
+        body: command,
+        signal: () => AbortSignal.timeout(timeout),
+      });
+    } catch (error) {
+      throw redact(error);
+    }
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply.result;
+  };
+  return {
+    name: "upstash",
+    evalScript: (script, keys, args) =>
+      evalWithFallback(
+        script,
+        (sha1) => send(["evalsha", sha1, String(keys.length), ...keys, ...args]),
+        (lua) => send(["eval", lua, String(keys.length), ...keys, ...args]),
+      ),
+  };
+}
+
+/** The requester of an `@upstash/redis` client, or a clear error if `redis` is not one. */
+function requesterOf(redis: object): UpstashRequester {
+  const requester = (redis as { client?: Partial<UpstashRequester> }).client;
+  if (typeof requester?.request !== "function") {
+    throw new InvalidArgumentError(
+      "redis",
+      "upstashAdapter needs a Redis client from @upstash/redis (1.34 or newer)",
+    );
+  }
+  return requester as UpstashRequester;
+}
+
+/**
+ * The client's error with the echoed request (", command was: [...]", which holds the token)
+ * cut from its message. The original is not kept as the cause, since its message has the token.
+ */
+function redact(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const cut = error.message.indexOf(", command was:");
+  if (cut < 0) return error;
+  const clean = new Error(error.message.slice(0, cut));
+  clean.name = error.name;
+  return clean;
+}
