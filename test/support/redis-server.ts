@@ -218,32 +218,15 @@ const isAddressInUse = (error: unknown) =>
  * taken or exceed 65535.
  */
 export async function startRedisServer(options: { args?: string[] } = {}): Promise<RedisProcess> {
-  const bin = findRedisServer();
   const extra = options.args ?? [];
   const clustered = extra.join(" ").includes("--cluster-enabled yes");
   const needsBusPort = clustered && !extra.includes("--cluster-port");
-  const dir = await mkdtemp(join(tmpdir(), "edgelock-redis-"));
-  dirs.add(dir);
-
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const busPort = needsBusPort ? ["--cluster-port", String(await freePort())] : [];
-    const args = [
-      ...["--port", String(port), "--bind", HOST, "--save", "", "--appendonly", "no"],
-      ...["--daemonize", "no", "--dir", dir, "--enable-debug-command", "local"],
-      ...busPort,
-      ...extra,
-    ];
-    try {
-      const child = await spawnReady(bin, args, port, dir);
-      return handle(bin, args, port, dir, child);
-    } catch (error) {
-      if (attempt < PORT_ATTEMPTS && isAddressInUse(error)) continue;
-      await rm(dir, { recursive: true, force: true });
-      dirs.delete(dir);
-      throw error;
-    }
-  }
+  return startRedisProcess(async (port, dir) => [
+    ...["--port", String(port), "--bind", HOST, "--save", "", "--appendonly", "no"],
+    ...["--daemonize", "no", "--dir", dir, "--enable-debug-command", "local"],
+    ...(needsBusPort ? ["--cluster-port", String(await freePort())] : []),
+    ...extra,
+  ]);
 }
 
 function handle(
