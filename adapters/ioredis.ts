@@ -17,6 +17,7 @@ import {
   evalWithFallback,
   InvalidArgumentError,
   type LockAdapter,
+  type LockTransport,
   type Unsubscribe,
 } from "edgelock";
 
@@ -156,3 +157,42 @@ function deadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * The `redis://` and `rediss://` transport of `RedisLock`: creates (and on close quits) its own
+ * ioredis client for the resolved host, port, credentials and database; TLS for `rediss://`.
+ *
+ * @example
+ * ```ts
+ * const lock = new RedisLock({ transports: [ioredisTransport] }); // needed only in bundles
+ * ```
+ */
+export const ioredisTransport: LockTransport = {
+  protocols: ["redis:", "rediss:"],
+  async connect(target) {
+    const { Redis } = await import("ioredis");
+    const client = new Redis({
+      host: target.host,
+      port: target.port ?? 6379,
+      username: target.username,
+      password: target.password,
+      db: target.db,
+      tls: target.protocol === "rediss:" ? {} : undefined,
+      lazyConnect: true,
+      commandTimeout: 2000,
+      maxRetriesPerRequest: 1,
+    });
+    client.on("error", () => {}); // failures surface through the commands that meet them
+    try {
+      await client.connect();
+    } catch (error) {
+      client.disconnect();
+      throw error;
+    }
+    return {
+      adapter: ioredisAdapter(client),
+      ping: async () => void (await client.ping()),
+      close: async () => void (await client.quit().catch(() => client.disconnect())),
+    };
+  },
+};

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { LockAdapter, LockScript, ScriptHost, Unsubscribe } from "edgelock";
+import type { LockAdapter, LockScript, LockTransport, ScriptHost, Unsubscribe } from "edgelock";
 
 /** Options of {@link memoryAdapter}. */
 export interface MemoryAdapterOptions {
@@ -126,3 +126,27 @@ export function memoryAdapter(options: MemoryAdapterOptions = {}): LockAdapter {
     subscribe: async (channel, listener) => store.subscribe(channel, listener),
   };
 }
+
+/** The shared in-memory stores of `memory://<name>` connections, by name. */
+const namedStores = new Map<string, LockAdapter>();
+
+/**
+ * The `memory://` transport of `RedisLock`: every component configured with the same
+ * `memory://<name>` URI shares one in-process store, so they contend as they would on Redis.
+ *
+ * @example
+ * ```ts
+ * lock.configure({ connection: { uri: "memory://tests" } });
+ * ```
+ */
+export const memoryTransport: LockTransport = {
+  protocols: ["memory:"],
+  async connect(target) {
+    let adapter = namedStores.get(target.host);
+    if (!adapter) {
+      adapter = memoryAdapter();
+      namedStores.set(target.host, adapter);
+    }
+    return { adapter, ping: async () => {}, close: async () => {} };
+  },
+};

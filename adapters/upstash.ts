@@ -14,7 +14,14 @@
  * @module
  */
 
-import { checkDuration, evalWithFallback, InvalidArgumentError, type LockAdapter } from "edgelock";
+import {
+  checkDuration,
+  evalWithFallback,
+  InvalidArgumentError,
+  type LockAdapter,
+  LockConfigError,
+  type LockTransport,
+} from "edgelock";
 
 /** One request as the `@upstash/redis` requester takes it. */
 interface UpstashRequest {
@@ -77,6 +84,67 @@ export function upstashAdapter(redis: object, options: UpstashAdapterOptions = {
       ),
   };
 }
+
+/**
+ * Sends one command through the client's requester with its own deadline, resolving the reply
+ * or rejecting with the (redacted) error.
+ */
+function sender(redis: object, options: UpstashAdapterOptions) {
+  const requester = requesterOf(redis);
+  const timeout = checkDuration(options.requestTimeout ?? 5000, "requestTimeout", 1);
+  return async (command: string[]): Promise<unknown> => {
+    let reply: { result?: unknown; error?: string };
+    try {
+      reply = await requester.request({
+        body: command,
+        signal: () => AbortSignal.timeout(timeout),
+      });
+    } catch (error) {
+      throw redact(error);
+    }
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply.result;
+  };
+}
+
+/**
+ * The `http://` and `https://` transport of `RedisLock`: an `@upstash/redis` client for the
+ * resolved URL, with `credential.password` as the REST token and no client-side retries
+ * (edgelock retries with the same token).
+ *
+ * @example
+ * ```ts
+ * const lock = new RedisLock({ transports: [upstashTransport] }); // needed only in bundles
+ * ```
+ */
+export const upstashTransport: LockTransport = {
+  protocols: ["http:", "https:"],
+  async connect(target) {
+    if (!target.password) {
+      throw new LockConfigError(
+        "credential.password",
+        "a REST (HTTP) connection needs its token as the password",
+      );
+    }
+    const { Redis } = await import("@upstash/redis");
+    const port = target.port === undefined ? "" : `:${target.port}`;
+    const client = new Redis({
+      url: `${target.protocol}//${target.host}${port}${target.path}`,
+      token: target.password,
+      retry: { retries: 0 },
+      enableTelemetry: false,
+    });
+    const send = sender(client, {});
+    return {
+      adapter: upstashAdapter(client),
+      ping: async () => {
+        const reply = await send(["ping"]);
+        if (reply !== "PONG") throw new Error(`unexpected PING reply ${JSON.stringify(reply)}`);
+      },
+      close: async () => {},
+    };
+  },
+};
 
 /** The requester of an `@upstash/redis` client, or a clear error if `redis` is not one. */
 function requesterOf(redis: object): UpstashRequester {

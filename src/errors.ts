@@ -5,13 +5,21 @@
  * - `LOCK_TIMEOUT`: someone else holds the lock and it did not come free in time (contention);
  * - `LOCK_UNAVAILABLE`: Redis or the transport failed, so nothing is known (the cause is attached);
  * - `LOCK_LOST`: a lease this process held has expired or been taken over;
- * - `INVALID_ARGUMENT`: the call was rejected before anything was sent.
+ * - `INVALID_ARGUMENT`: the call was rejected before anything was sent;
+ * - `INVALID_CONFIG`, `NOT_OPENED`: the {@link RedisLock} component was misconfigured or used
+ *   before `open`.
  *
  * @module
  */
 
 /** The `code` of every {@link LockError}. */
-export type LockErrorCode = "LOCK_TIMEOUT" | "LOCK_UNAVAILABLE" | "LOCK_LOST" | "INVALID_ARGUMENT";
+export type LockErrorCode =
+  | "LOCK_TIMEOUT"
+  | "LOCK_UNAVAILABLE"
+  | "LOCK_LOST"
+  | "INVALID_ARGUMENT"
+  | "INVALID_CONFIG"
+  | "NOT_OPENED";
 
 /** What every {@link LockError} may carry besides its message. */
 export interface LockErrorDetails {
@@ -19,6 +27,10 @@ export interface LockErrorDetails {
   key?: string;
   /** The underlying error, if any. */
   cause?: unknown;
+  /** The trace id of the call chain (pip-services' correlation id), when the caller gave one. */
+  traceId?: string | undefined;
+  /** More facts about the failure, pip-services style (for example `{ key }`). */
+  details?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -40,12 +52,21 @@ export class LockError extends Error {
   readonly code: LockErrorCode;
   /** The lock key, when the error is about one. */
   readonly key: string | undefined;
+  /** The trace id of the call chain, when the caller gave one. */
+  traceId: string | undefined;
+  /** More facts about the failure (always includes `key` when there is one). */
+  details: Readonly<Record<string, unknown>>;
 
   constructor(code: LockErrorCode, message: string, details: LockErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
     this.code = code;
     this.key = details.key;
+    this.traceId = details.traceId;
+    this.details = {
+      ...(details.key === undefined ? {} : { key: details.key }),
+      ...details.details,
+    };
   }
 }
 
@@ -74,10 +95,11 @@ export class LockUnavailableError extends LockError {
   /**
    * @param secret a token to keep out of the message: transports may quote the failed command.
    */
-  constructor(operation: string, key: string, cause: unknown, secret?: string) {
+  constructor(operation: string, key: string | undefined, cause: unknown, secret?: string) {
     const reason = describe(cause);
     const shown = secret ? reason.replaceAll(secret, "<token>") : reason;
-    super("LOCK_UNAVAILABLE", `cannot ${operation} lock "${key}": ${shown}`, { key, cause });
+    const what = key === undefined ? "" : ` lock "${key}"`;
+    super("LOCK_UNAVAILABLE", `cannot ${operation}${what}: ${shown}`, { key, cause });
     this.operation = operation;
   }
 }
@@ -97,6 +119,27 @@ export class InvalidArgumentError extends LockError {
   constructor(argument: string, message: string) {
     super("INVALID_ARGUMENT", message);
     this.argument = argument;
+  }
+}
+
+/**
+ * A {@link RedisLock} configuration value is missing or malformed (`code: "INVALID_CONFIG"`).
+ * `details.config` names the configuration key.
+ */
+export class LockConfigError extends LockError {
+  /** The configuration key at fault, such as `connection.port`. */
+  readonly configKey: string;
+
+  constructor(configKey: string, message: string) {
+    super("INVALID_CONFIG", `${configKey}: ${message}`, { details: { config: configKey } });
+    this.configKey = configKey;
+  }
+}
+
+/** A {@link RedisLock} method was called before `open` or after `close` (`code: "NOT_OPENED"`). */
+export class LockNotOpenedError extends LockError {
+  constructor(traceId?: string) {
+    super("NOT_OPENED", "the lock component is not opened", { traceId });
   }
 }
 

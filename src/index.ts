@@ -17,10 +17,12 @@
 export type { LockAdapter, LockScript, ScriptHost, Unsubscribe } from "./adapter.js";
 export {
   InvalidArgumentError,
+  LockConfigError,
   LockError,
   type LockErrorCode,
   type LockErrorDetails,
   LockLostError,
+  LockNotOpenedError,
   LockTimeoutError,
   LockUnavailableError,
 } from "./errors.js";
@@ -37,6 +39,13 @@ export {
 } from "./locker.js";
 export { evalWithFallback, isNoScriptError } from "./noscript.js";
 export { FENCE_RETENTION } from "./operations.js";
+export {
+  type LockCallback,
+  type LockContext,
+  RedisLock,
+  type RedisLockOptions,
+} from "./redis-lock/redis-lock.js";
+export type { LockConnection, LockTransport, RedisTarget } from "./redis-lock/transport.js";
 export { acquireScript } from "./scripts/acquire.js";
 export { extendScript } from "./scripts/extend.js";
 export { inspectScript } from "./scripts/inspect.js";

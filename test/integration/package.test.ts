@@ -52,6 +52,17 @@ describe("the packed package", () => {
     expect(fromCjs.stdout.trim()).toBe("true");
   });
 
+  it("loads RedisLock's transports on demand from the installed package", async () => {
+    const script = `import { RedisLock } from "edgelock";
+      const lock = new RedisLock();
+      lock.configure({ connection: { uri: "memory://package" } });
+      await lock.open("pkg");
+      console.log(await lock.tryAcquireLock("pkg", "k", 1000), await lock.tryAcquireLock("pkg", "k", 1000));
+      await lock.close("pkg");`;
+    const { stdout } = await run("node", ["--input-type=module", "-e", script], { cwd: app });
+    expect(stdout.trim()).toBe("true false");
+  });
+
   it("runs `npx edgelock gateway` from a clean install, for the real REST client", async () => {
     const gateway = spawn(
       "npx",
