@@ -33,14 +33,12 @@ afterAll(async () => {
 const transports: [string, () => ConfigParams][] = [
   [
     "TCP (host and port)",
-    () =>
-      ConfigParams.fromTuples("connection.host", "127.0.0.1", "connection.port", server.port),
+    () => ConfigParams.fromTuples("connection.host", "127.0.0.1", "connection.port", server.port),
   ],
   ["TCP (uri)", () => ConfigParams.fromTuples("connection.uri", server.url)],
   [
     "REST (gateway)",
-    () =>
-      ConfigParams.fromTuples("connection.uri", gateway.url, "credential.password", TOKEN),
+    () => ConfigParams.fromTuples("connection.uri", gateway.url, "credential.password", TOKEN),
   ],
 ];
 
@@ -77,7 +75,11 @@ for (const [name, config] of transports) {
       await owner.tryAcquireLock("trace-1", k, 5_000);
       const error = await waiter.acquireLock("trace-2", k, 5_000, 200).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LockError);
-      expect(error).toMatchObject({ code: "LOCK_TIMEOUT", traceId: "trace-2", details: { key: k } });
+      expect(error).toMatchObject({
+        code: "LOCK_TIMEOUT",
+        traceId: "trace-2",
+        details: { key: k },
+      });
       await owner.releaseLock("trace-1", k);
       await waiter.acquireLock("trace-2", k, 5_000, 1_000);
       await waiter.releaseLock("trace-2", k);
