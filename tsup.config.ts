@@ -13,6 +13,8 @@ export default defineConfig([
       memory: "adapters/memory.ts",
       upstash: "adapters/upstash.ts",
       gateway: "adapters/gateway/index.ts",
+      hono: "adapters/hono/index.ts",
+      lambda: "adapters/lambda.ts",
     },
     format: ["esm", "cjs"],
     dts: true,

@@ -7,6 +7,7 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const alias = [
   { find: /^edgelock$/, replacement: here("./src/index.ts") },
   { find: /^edgelock\/gateway$/, replacement: here("./adapters/gateway/index.ts") },
+  { find: /^edgelock\/hono$/, replacement: here("./adapters/hono/index.ts") },
   { find: /^edgelock\/(.+)$/, replacement: here("./adapters/$1.ts") },
 ];
 

@@ -17,9 +17,9 @@ export interface MemoryAdapterOptions {
   clock?: () => number;
 }
 
-/** A stored value and when it expires on the store's clock (`Infinity`: never). */
+/** A stored value (a string or a hash) and when it expires on the store's clock (`Infinity`: never). */
 interface Entry {
-  value: string;
+  value: string | Map<string, string>;
   expiresAt: number;
 }
 
@@ -46,7 +46,9 @@ class MemoryStore implements ScriptHost {
   }
 
   get(key: string): string | null {
-    return this.#live(key)?.value ?? null;
+    const value = this.#live(key)?.value;
+    if (value instanceof Map) throw wrongType();
+    return value ?? null;
   }
 
   set(key: string, value: string, ttl: number): void {
@@ -91,6 +93,30 @@ class MemoryStore implements ScriptHost {
     };
   }
 
+  hget(key: string, field: string): string | null {
+    return this.#hash(key)?.get(field) ?? null;
+  }
+
+  hset(key: string, fields: Readonly<Record<string, string>>): void {
+    let hash = this.#hash(key);
+    if (!hash) {
+      hash = new Map();
+      this.#entries.set(key, { value: hash, expiresAt: Number.POSITIVE_INFINITY });
+    }
+    for (const [field, value] of Object.entries(fields)) hash.set(field, value);
+  }
+
+  hdel(key: string, field: string): void {
+    this.#hash(key)?.delete(field);
+  }
+
+  /** The hash under `key`, if any (WRONGTYPE for a string). */
+  #hash(key: string): Map<string, string> | undefined {
+    const value = this.#live(key)?.value;
+    if (typeof value === "string") throw wrongType();
+    return value;
+  }
+
   /** The entry under `key` if it has not expired; expired ones are dropped on sight. */
   #live(key: string): Entry | undefined {
     const entry = this.#entries.get(key);
@@ -104,6 +130,11 @@ class MemoryStore implements ScriptHost {
   #sweep(): void {
     for (const key of this.#entries.keys()) this.#live(key);
   }
+}
+
+/** The error Redis gives for an operation on a key of the wrong type. */
+function wrongType(): Error {
+  return new Error("WRONGTYPE Operation against a key holding the wrong kind of value");
 }
 
 /**

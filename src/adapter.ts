@@ -11,6 +11,7 @@
  * Redis's semantics (`pttl` is -2 for a missing key and -1 for one without expiry).
  */
 export interface ScriptHost {
+  /** The string at `key` (throws WRONGTYPE for a hash, as Redis does). */
   get(key: string): string | null;
   /** Sets `key` to `value`, expiring after `ttl` ms. */
   set(key: string, value: string, ttl: number): void;
@@ -21,6 +22,11 @@ export interface ScriptHost {
   /** The server clock in microseconds, as Redis `TIME` gives it. */
   timeMicros(): number;
   publish(channel: string, message: string): void;
+  /** A field of the hash at `key` (throws WRONGTYPE for a string). */
+  hget(key: string, field: string): string | null;
+  /** Sets fields of the hash at `key`, creating it without expiry if absent. */
+  hset(key: string, fields: Readonly<Record<string, string>>): void;
+  hdel(key: string, field: string): void;
 }
 
 /**

@@ -19,7 +19,9 @@ export type LockErrorCode =
   | "LOCK_LOST"
   | "INVALID_ARGUMENT"
   | "INVALID_CONFIG"
-  | "NOT_OPENED";
+  | "NOT_OPENED"
+  | "IDEMPOTENCY_KEY_REUSED"
+  | "IDEMPOTENCY_IN_PROGRESS";
 
 /** What every {@link LockError} may carry besides its message. */
 export interface LockErrorDetails {
@@ -76,11 +78,17 @@ export class LockTimeoutError extends LockError {
   readonly timeout: number;
   /** How many acquisition attempts were made. */
   readonly attempts: number;
+  /**
+   * The holder's remaining lease at the last attempt, in ms (-1 when unknown): when to try
+   * again, for a `Retry-After` header.
+   */
+  readonly holderTtl: number;
 
-  constructor(key: string, timeout: number, attempts: number) {
+  constructor(key: string, timeout: number, attempts: number, holderTtl = -1) {
     super("LOCK_TIMEOUT", `lock "${key}" is held by someone else (waited ${timeout} ms)`, { key });
     this.timeout = timeout;
     this.attempts = attempts;
+    this.holderTtl = holderTtl;
   }
 }
 

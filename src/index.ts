@@ -27,6 +27,24 @@ export {
   LockUnavailableError,
 } from "./errors.js";
 export type { HoldOptions } from "./hold.js";
+export { canonicalJson, sha256Hex } from "./idempotency/digest.js";
+export { IdempotencyConflictError, IdempotencyKeyReusedError } from "./idempotency/errors.js";
+export { heartbeat } from "./idempotency/heartbeat.js";
+export {
+  type BeginOutcome,
+  IdempotencyStore,
+  type IdempotencyStoreOptions,
+  type StoredOutcome,
+} from "./idempotency/store.js";
+export {
+  checkIdempotencyKey,
+  DEFAULT_LEASE,
+  DEFAULT_RETENTION,
+  type IdempotencyOptions,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  withIdempotency,
+} from "./idempotency/with-idempotency.js";
+export { type KeepAliveOptions, keepAlive } from "./keep-alive.js";
 export { type LockNames, lockNames } from "./keys.js";
 export { Lease } from "./lease.js";
 export {

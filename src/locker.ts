@@ -252,7 +252,7 @@ export class Locker {
         );
         if (outcome instanceof Lease) return outcome;
         const remaining = deadline - now();
-        if (remaining <= 0) throw new LockTimeoutError(key, timeout, attempt);
+        if (remaining <= 0) throw new LockTimeoutError(key, timeout, attempt, outcome.holderTtl);
         if (listening === "not yet") {
           // Listen, then look again at once: the release may have come before the subscription.
           unsubscribe = await this.#listen(names, () => {

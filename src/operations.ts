@@ -12,11 +12,11 @@
 import type { LockAdapter, LockScript } from "./adapter.js";
 import { LockUnavailableError } from "./errors.js";
 import type { LockNames } from "./keys.js";
+import { retried } from "./retry.js";
 import { acquireScript } from "./scripts/acquire.js";
 import { extendScript } from "./scripts/extend.js";
 import { inspectScript } from "./scripts/inspect.js";
 import { releaseScript } from "./scripts/release.js";
-import { sleep } from "./time.js";
 
 /** How long fencing counters are kept after their last use, in ms (at least the lease). */
 export const FENCE_RETENTION = 7 * 24 * 60 * 60 * 1000;
@@ -84,21 +84,15 @@ export class LockOperations {
     args: string[],
   ): Promise<number[]> {
     const keys = [names.lock, names.fence];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return integers(await this.adapter.evalScript(script, keys, args), length);
-      } catch (error) {
-        if (attempt >= this.retries) {
-          throw new LockUnavailableError(script.name, key, error, args[0]);
-        }
-        await sleep(RETRY_PAUSE * 2 ** attempt * (0.5 + Math.random())).done;
-      }
+    try {
+      return await retried(this.retries, async () =>
+        integers(await this.adapter.evalScript(script, keys, args), length),
+      );
+    } catch (error) {
+      throw new LockUnavailableError(script.name, key, error, args[0]);
     }
   }
 }
-
-/** The first pause before retrying a failed request, in ms (doubled each time, jittered). */
-const RETRY_PAUSE = 20;
 
 /** The reply as `length` integers (a bare integer counts as a list of one). */
 function integers(reply: unknown, length: number): number[] {

@@ -81,6 +81,16 @@ class FakeHost implements ScriptHost {
   publish(channel: string, message: string): void {
     this.published.push([channel, message]);
   }
+  /** The lock scripts use strings only: any hash command is a bug in them. */
+  hget(key: string): string | null {
+    throw new Error(`the lock scripts must not read a hash (${key})`);
+  }
+  hset(key: string): void {
+    throw new Error(`the lock scripts must not write a hash (${key})`);
+  }
+  hdel(key: string): void {
+    throw new Error(`the lock scripts must not write a hash (${key})`);
+  }
 
   /** Test-side helpers (not logged). */
   put(key: string, value: string, ttl = Number.POSITIVE_INFINITY): void {

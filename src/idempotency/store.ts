@@ -1,0 +1,166 @@
+/**
+ * The idempotency store: one hash per record, and every state change one Lua script on that one
+ * key (so it is atomic, Cluster-safe and a single HTTP request over REST).
+ *
+ * A record is claimed by a request (state P, with a short renewable lease owned by a token), then
+ * finished with its outcome (state C, or F for a stored failure) and kept for the retention
+ * period, or abandoned so a retry runs afresh. The lease and the retention are separate, so a
+ * crashed run frees the key after its lease, not after a day.
+ *
+ * @module
+ */
+
+import type { LockAdapter, LockScript } from "../adapter.js";
+import { InvalidArgumentError, LockUnavailableError } from "../errors.js";
+import { retried } from "../retry.js";
+import { newToken } from "../token.js";
+import { sha256Hex } from "./digest.js";
+import { abandonScript } from "./scripts/abandon.js";
+import { beginScript } from "./scripts/begin.js";
+import { finishScript } from "./scripts/finish.js";
+import { renewScript } from "./scripts/renew.js";
+
+/** A finished request's outcome, as stored for replay. */
+export interface StoredOutcome {
+  /** The HTTP status (0 for a function's result). */
+  status: number;
+  /** The replayed headers, as JSON text ("" when none). */
+  headers: string;
+  /** The body or serialized result. */
+  body: string;
+  /** How `body` is encoded: `"base64"`, `"json"`, `"undefined"`, ... (the writer's choice). */
+  encoding: string;
+  /** True when the body was too large to keep: the outcome cannot be replayed. */
+  truncated: boolean;
+  /** True for a stored failure (state F) rather than a completion. */
+  failed: boolean;
+}
+
+/** What claiming a record found. */
+export type BeginOutcome =
+  | { kind: "claimed"; token: string; fence: number }
+  | { kind: "reused" }
+  | { kind: "replay"; outcome: StoredOutcome }
+  | { kind: "in-progress"; retryAfter: number };
+
+/** Options of {@link IdempotencyStore}. */
+export interface IdempotencyStoreOptions {
+  /**
+   * Namespace of the record keys.
+   * @default "idem"
+   */
+  prefix?: string;
+  /**
+   * Retries of a failed request (every script is idempotent for its token).
+   * @default 2
+   */
+  retries?: number;
+}
+
+/**
+ * The records of idempotent executions over a transport.
+ *
+ * @example
+ * ```ts
+ * const store = new IdempotencyStore(memoryAdapter());
+ * const record = await store.recordKey(["tenant-1", "POST", "/orders", key]);
+ * const begun = await store.begin(record, fingerprint, 30_000);
+ * ```
+ */
+export class IdempotencyStore {
+  readonly #adapter: LockAdapter;
+  readonly #prefix: string;
+  readonly #retries: number;
+
+  constructor(adapter: LockAdapter, options: IdempotencyStoreOptions = {}) {
+    if (typeof adapter?.evalScript !== "function") {
+      throw new InvalidArgumentError("adapter", "adapter must be a LockAdapter (with evalScript)");
+    }
+    this.#adapter = adapter;
+    this.#prefix = options.prefix ?? "idem";
+    this.#retries = options.retries ?? 2;
+  }
+
+  /**
+   * The record key for a scoped idempotency key: the prefix and a SHA-256 of the parts, so
+   * client-chosen bytes never reach key names and cannot collide across scopes.
+   */
+  async recordKey(parts: readonly string[]): Promise<string> {
+    return `${this.#prefix}:v1:${await sha256Hex(parts.map(encodeURIComponent).join("|"))}`;
+  }
+
+  /** Claims `record` for a new token, or reports what became of the request that claimed it. */
+  async begin(
+    record: string,
+    fingerprint: string,
+    lease: number,
+    token: string = newToken(),
+  ): Promise<BeginOutcome> {
+    const reply = await this.#run(beginScript, record, [token, fingerprint, String(lease)]);
+    const [kind, ...rest] = Array.isArray(reply) ? reply : [];
+    if (kind === 1) return { kind: "claimed", token, fence: Number(rest[0]) };
+    if (kind === 2) return { kind: "reused" };
+    if (kind === 4) return { kind: "in-progress", retryAfter: Math.max(0, Number(rest[0])) };
+    if (kind === 3) {
+      const [status, headers, body, encoding, truncated, state] = rest.map((v) => String(v ?? ""));
+      return {
+        kind: "replay",
+        outcome: {
+          status: Number(status),
+          headers: headers ?? "",
+          body: body ?? "",
+          encoding: encoding ?? "",
+          truncated: truncated === "1",
+          failed: state === "F",
+        },
+      };
+    }
+    throw new LockUnavailableError(
+      beginScript.name,
+      undefined,
+      new TypeError("unexpected reply from the idempotency script"),
+    );
+  }
+
+  /** Renews the lease of `token`'s record in progress; false if the lease was lost. */
+  async renew(record: string, token: string, lease: number): Promise<boolean> {
+    return (await this.#run(renewScript, record, [token, String(lease)])) === 1;
+  }
+
+  /**
+   * Stores the outcome and keeps the record for `retention` ms; false if the lease was lost, in
+   * which case nothing is overwritten.
+   */
+  async finish(
+    record: string,
+    token: string,
+    outcome: StoredOutcome,
+    retention: number,
+  ): Promise<boolean> {
+    const args = [
+      token,
+      outcome.failed ? "F" : "C",
+      String(outcome.status),
+      outcome.headers,
+      outcome.body,
+      outcome.encoding,
+      outcome.truncated ? "1" : "0",
+      String(retention),
+    ];
+    return (await this.#run(finishScript, record, args)) === 1;
+  }
+
+  /** Deletes `token`'s record in progress so a retry runs afresh; false if it was not its own. */
+  async abandon(record: string, token: string): Promise<boolean> {
+    return (await this.#run(abandonScript, record, [token])) === 1;
+  }
+
+  /** Runs a script on the record, retrying failures; the token never shows in the error. */
+  async #run(script: LockScript, record: string, args: string[]): Promise<unknown> {
+    try {
+      return await retried(this.#retries, () => this.#adapter.evalScript(script, [record], args));
+    } catch (error) {
+      throw new LockUnavailableError(script.name, undefined, error, args[0]);
+    }
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * `withIdempotency`: the non-HTTP form of idempotency, for event handlers (API Gateway, SQS,
+ * EventBridge, queue consumers) that must run at most once per key within the retention.
+ *
+ * @module
+ */
+
+import type { LockAdapter } from "../adapter.js";
+import { InvalidArgumentError } from "../errors.js";
+import { sleep } from "../time.js";
+import { checkDuration, checkFunction, MIN_TTL } from "../validate.js";
+import { canonicalJson, sha256Hex } from "./digest.js";
+import { IdempotencyConflictError, IdempotencyKeyReusedError } from "./errors.js";
+import { heartbeat } from "./heartbeat.js";
+import { type BeginOutcome, IdempotencyStore } from "./store.js";
+
+/** Options of {@link withIdempotency}. */
+export interface IdempotencyOptions<A extends unknown[], R> {
+  /** The transport (`memoryAdapter()`, `ioredisAdapter(client)`, `upstashAdapter(client)`). */
+  adapter: LockAdapter;
+  /**
+   * The idempotency key of a call (for example a message id); `undefined` or `null` runs the
+   * call without idempotency. At most 255 characters.
+   */
+  key: (...args: A) => string | undefined | null;
+  /** A namespace for keys (a tenant, a function name), so equal keys in two scopes never meet. */
+  scope?: string | ((...args: A) => string);
+  /**
+   * What identifies the request, so a key reused for a different request is refused: a function
+   * of the arguments (its result is canonical-JSON hashed), or `false` to check keys only.
+   * @default the first argument
+   */
+  fingerprint?: false | ((...args: A) => unknown);
+  /**
+   * How long a finished result is kept for replay, in ms.
+   * @default 86_400_000 (24 h)
+   */
+  retention?: number;
+  /**
+   * The in-progress lease in ms, renewed about every third while `fn` runs; a crashed run frees
+   * the key after it. A function of the arguments may bound it (Lambda: the remaining time).
+   * @default 30_000
+   */
+  lease?: number | ((...args: A) => number);
+  /**
+   * How long to wait for a duplicate in progress before giving up with
+   * {@link IdempotencyConflictError}, in ms; its result is replayed if it finishes in time.
+   * @default 0
+   */
+  wait?: number;
+  /**
+   * When `fn` throws: `"release"` frees the key so a retry runs again (the error is rethrown
+   * unchanged); `"hold"` keeps it until the lease ends.
+   * @default "release"
+   */
+  onThrow?: "release" | "hold";
+  /** Turns a result into text for storage. @default JSON.stringify */
+  serialize?: (result: Awaited<R>) => string;
+  /** Turns stored text back into a result. @default JSON.parse */
+  deserialize?: (text: string) => Awaited<R>;
+  /** Told when the lease was lost while `fn` ran: its result was not stored. */
+  onLeaseLost?: (key: string) => void;
+  /**
+   * Namespace of the record keys.
+   * @default "idem"
+   */
+  prefix?: string;
+}
+
+/** The default retention: 24 hours. */
+export const DEFAULT_RETENTION = 24 * 60 * 60 * 1000;
+/** The default in-progress lease: 30 seconds. */
+export const DEFAULT_LEASE = 30_000;
+/** The longest idempotency key accepted. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+/**
+ * Wraps `fn` so it runs at most once per idempotency key within the retention: the first call
+ * runs it and stores its result; later calls with the same key get the stored result without
+ * running it; a call while the first is still running is rejected with
+ * {@link IdempotencyConflictError} (or waits, with `wait`); the same key with a different
+ * request is rejected with {@link IdempotencyKeyReusedError}.
+ *
+ * Exactly-once is not promised: if the lease runs out while `fn` still runs (a crash, a freeze),
+ * a retry may run it again. Pass the key downstream too where it matters.
+ *
+ * @example
+ * ```ts
+ * export const handler = withIdempotency(processOrder, {
+ *   adapter: ioredisAdapter(redis),
+ *   key: (record: SQSRecord) => record.messageId,
+ * });
+ * ```
+ */
+export function withIdempotency<A extends unknown[], R>(
+  fn: (...args: A) => R | PromiseLike<R>,
+  options: IdempotencyOptions<A, R>,
+): (...args: A) => Promise<Awaited<R>> {
+  checkFunction(fn, "fn");
+  const settings = checkOptions(options);
+  const store = new IdempotencyStore(options.adapter, { prefix: options.prefix });
+  const serialize = options.serialize ?? ((result: Awaited<R>) => JSON.stringify(result));
+  const deserialize = options.deserialize ?? ((text: string) => JSON.parse(text) as Awaited<R>);
+
+  return async function idempotent(this: unknown, ...args: A): Promise<Awaited<R>> {
+    const key = options.key(...args);
+    if (key === undefined || key === null) return await fn.apply(this, args);
+    checkIdempotencyKey(key);
+    const scope = typeof options.scope === "function" ? options.scope(...args) : options.scope;
+    const record = await store.recordKey([scope ?? "", key]);
+    const fingerprint =
+      options.fingerprint === false
+        ? ""
+        : await sha256Hex(
+            canonicalJson(options.fingerprint ? options.fingerprint(...args) : args[0]),
+          );
+    const lease = typeof options.lease === "function" ? options.lease(...args) : settings.lease;
+    checkDuration(lease, "lease", MIN_TTL);
+
+    const begun = await beginWaiting(store, record, fingerprint, lease, settings.wait);
+    if (begun.kind === "reused") throw new IdempotencyKeyReusedError(key);
+    if (begun.kind === "in-progress") throw new IdempotencyConflictError(key, begun.retryAfter);
+    if (begun.kind === "replay") {
+      if (begun.outcome.encoding === "undefined") return undefined as Awaited<R>;
+      return deserialize(begun.outcome.body);
+    }
+
+    const { token } = begun;
+    let lost = false;
+    const stop = heartbeat(
+      () => store.renew(record, token, lease),
+      lease,
+      () => {
+        lost = true;
+      },
+    );
+    let result: Awaited<R>;
+    try {
+      result = await fn.apply(this, args);
+    } catch (error) {
+      stop();
+      if (settings.onThrow === "release") await store.abandon(record, token).catch(() => false);
+      throw error;
+    }
+    stop();
+    const body = result === undefined ? "" : serialize(result);
+    const outcome = {
+      status: 0,
+      headers: "",
+      body,
+      encoding: result === undefined ? "undefined" : "json",
+      truncated: false,
+      failed: false,
+    };
+    const stored = !lost && (await store.finish(record, token, outcome, settings.retention));
+    if (!stored) options.onLeaseLost?.(key);
+    return result;
+  };
+}
+
+/** Begins, and in wait mode polls a duplicate in progress until it finishes or time is up. */
+async function beginWaiting(
+  store: IdempotencyStore,
+  record: string,
+  fingerprint: string,
+  lease: number,
+  wait: number,
+): Promise<BeginOutcome> {
+  const deadline = performance.now() + wait;
+  for (let attempt = 0; ; attempt++) {
+    const begun = await store.begin(record, fingerprint, lease);
+    const remaining = deadline - performance.now();
+    if (begun.kind !== "in-progress" || remaining <= 0) return begun;
+    const backoff = Math.random() * Math.min(1000, 50 * 2 ** attempt);
+    await sleep(Math.min(backoff, begun.retryAfter + 1, remaining)).done;
+  }
+}
+
+/** Checks an idempotency key: 1 to 255 printable ASCII characters. */
+export function checkIdempotencyKey(key: unknown): string {
+  if (
+    typeof key !== "string" ||
+    key.length === 0 ||
+    key.length > MAX_IDEMPOTENCY_KEY_LENGTH ||
+    !/^[\x20-\x7e]+$/.test(key)
+  ) {
+    throw new InvalidArgumentError(
+      "key",
+      `an idempotency key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters`,
+    );
+  }
+  return key;
+}
+
+function checkOptions<A extends unknown[], R>(options: IdempotencyOptions<A, R>) {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError("options", "options must be an object");
+  }
+  checkFunction(options.key, "key");
+  if (options.onThrow !== undefined && !["release", "hold"].includes(options.onThrow)) {
+    throw new InvalidArgumentError("onThrow", `onThrow must be "release" or "hold"`);
+  }
+  return {
+    retention: checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL),
+    lease:
+      typeof options.lease === "function"
+        ? DEFAULT_LEASE
+        : checkDuration(options.lease ?? DEFAULT_LEASE, "lease", MIN_TTL),
+    wait: checkDuration(options.wait ?? 0, "wait", 0),
+    onThrow: options.onThrow ?? "release",
+  };
+}
