@@ -19,6 +19,8 @@ export interface RedisLockSettings {
     host?: string | undefined;
     port?: number | undefined;
     uri?: URL | undefined;
+    /** The key the uri was configured under, as spelled (for messages). */
+    uriKey?: string | undefined;
   };
   credential: {
     storeKey?: string | undefined;
@@ -64,6 +66,7 @@ export function readSettings(config: unknown): RedisLockSettings {
       host: text(connection("host")),
       port: integer(connection("port"), 1, 65_535),
       uri: uri(connection("uri")),
+      uriKey: connection("uri")?.key,
     },
     credential: {
       storeKey: text(credential("store_key")),

@@ -107,7 +107,7 @@ export class RedisLock {
   open(context?: LockContext, callback?: LockCallback<void>): Promise<void> {
     const traceId = traceIdOf(context);
     if (this.#locker) return respond(Promise.resolve(), callback);
-    this.#opening ??= this.#open(traceId).finally(() => {
+    this.#opening ??= this.#open(context).finally(() => {
       this.#opening = undefined;
     });
     return respond(withTrace(this.#opening, traceId), callback);
@@ -154,11 +154,12 @@ export class RedisLock {
    */
   releaseLock(context: LockContext, key: string, callback?: LockCallback<void>): Promise<void> {
     const traceId = traceIdOf(context);
-    return respond(withTrace(this.#release(key), traceId), callback);
+    return respond(withTrace(this.#release(key, traceId), traceId), callback);
   }
 
-  async #open(traceId: string | undefined): Promise<void> {
-    const target = await resolveTarget(this.#settings, this.#references, traceId);
+  /** Connects; `context` is passed as given to the discovery service and credential store. */
+  async #open(context: LockContext): Promise<void> {
+    const target = await resolveTarget(this.#settings, this.#references, context ?? undefined);
     const transport = await transportFor(target.protocol, this.#transports);
     let connection: LockConnection;
     try {
@@ -213,7 +214,8 @@ export class RedisLock {
     }
   }
 
-  async #release(key: string): Promise<void> {
+  async #release(key: string, traceId: string | undefined): Promise<void> {
+    this.#opened(traceId);
     const lease = this.#leases.get(key);
     if (!lease) return;
     await lease.release();

@@ -52,7 +52,7 @@ export type ParamsLike = Record<string, unknown> & {
 export function ask(
   component: unknown,
   method: "resolveOne" | "lookup",
-  context: string | undefined,
+  context: unknown,
   key: string,
 ): Promise<ParamsLike | undefined> {
   const target = component as Record<string, unknown>;

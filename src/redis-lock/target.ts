@@ -20,20 +20,21 @@ const DEFAULT_PORT = 6379;
 export async function resolveTarget(
   settings: RedisLockSettings,
   references: unknown,
-  traceId: string | undefined,
+  context: unknown,
 ): Promise<RedisTarget> {
-  const connection = await discover(settings, references, traceId);
-  const credential = await lookUp(settings, references, traceId);
+  const connection = await discover(settings, references, context);
+  const credential = await lookUp(settings, references, context);
   const { uri } = connection;
+  const uriKey = connection.uriKey ?? "connection.uri";
   const target: RedisTarget = uri
     ? {
         protocol: uri.protocol,
         host: uri.hostname,
         port: uri.port === "" ? undefined : Number(uri.port),
         path: uri.pathname === "/" ? "" : uri.pathname,
-        username: credential.username ?? (decodeURIComponent(uri.username) || undefined),
-        password: credential.password ?? (decodeURIComponent(uri.password) || undefined),
-        db: settings.dbNum ?? databaseIn(uri),
+        username: credential.username ?? decoded(uri.username, uriKey),
+        password: credential.password ?? decoded(uri.password, uriKey),
+        db: settings.dbNum ?? databaseIn(uri, uriKey),
       }
     : {
         protocol: "redis:",
@@ -60,17 +61,21 @@ export function checkDatabase(protocol: string | undefined, db: number | undefin
   }
 }
 
-/** The configured connection, completed by discovery when `discovery_key` is set. */
+/**
+ * The configured connection, or, when `discovery_key` is set and the discovery service knows it,
+ * the discovered one (which then replaces the configured host, port and uri, as pip-services'
+ * connection resolver does).
+ */
 async function discover(
   settings: RedisLockSettings,
   references: unknown,
-  traceId: string | undefined,
+  context: unknown,
 ): Promise<RedisLockSettings["connection"]> {
   const { connection } = settings;
   const key = connection.discoveryKey;
   if (key === undefined) return connection;
   const discovery = findReference(references, "discovery");
-  const found = discovery ? await ask(discovery, "resolveOne", traceId, key) : undefined;
+  const found = discovery ? await ask(discovery, "resolveOne", context, key) : undefined;
   if (!found) {
     if (connection.uri || connection.host) return connection;
     throw new LockConfigError(
@@ -81,27 +86,26 @@ async function discover(
     );
   }
   // Discovered values are checked like configured ones.
-  const discovered = readSettings({
+  return readSettings({
     connection: {
       host: param(found, "host"),
       port: param(found, "port"),
       uri: param(found, "uri"),
     },
   }).connection;
-  return { ...connection, ...withoutUndefined(discovered) };
 }
 
 /** The configured credentials, completed by the credential store when `store_key` is set. */
 async function lookUp(
   settings: RedisLockSettings,
   references: unknown,
-  traceId: string | undefined,
+  context: unknown,
 ): Promise<{ username?: string | undefined; password?: string | undefined }> {
   const { credential } = settings;
   const key = credential.storeKey;
   if (key === undefined) return credential;
   const store = findReference(references, "credential-store");
-  const found = store ? await ask(store, "lookup", traceId, key) : undefined;
+  const found = store ? await ask(store, "lookup", context, key) : undefined;
   if (!found && credential.password === undefined) {
     throw new LockConfigError(
       "credential.store_key",
@@ -125,14 +129,19 @@ function connectionHost(host: string | undefined): string {
 }
 
 /** The database in a `redis://host/2` URI, or 0. */
-function databaseIn(uri: URL): number {
+function databaseIn(uri: URL, uriKey: string): number {
   if (uri.protocol !== "redis:" && uri.protocol !== "rediss:") return 0;
   const path = uri.pathname.replace(/^\//, "");
   if (path === "") return 0;
   if (/^\d+$/.test(path)) return Number(path);
-  throw new LockConfigError("connection.uri", "the path must be a database number");
+  throw new LockConfigError(uriKey, "the path must be a database number");
 }
 
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** A percent-decoded user-info part of a URI (undefined when empty). */
+function decoded(part: string, uriKey: string): string | undefined {
+  try {
+    return decodeURIComponent(part) || undefined;
+  } catch {
+    throw new LockConfigError(uriKey, "the user info has a malformed percent-escape");
+  }
 }
