@@ -9,8 +9,21 @@ import {
   type ScriptHost,
 } from "edgelock";
 import { beforeEach, describe, expect, it } from "vitest";
+import { abandonScript } from "../../src/idempotency/scripts/abandon.js";
+import { beginScript } from "../../src/idempotency/scripts/begin.js";
+import { finishScript } from "../../src/idempotency/scripts/finish.js";
+import { renewScript } from "../../src/idempotency/scripts/renew.js";
 
-const scripts: LockScript[] = [acquireScript, releaseScript, extendScript, inspectScript];
+const scripts: LockScript[] = [
+  acquireScript,
+  releaseScript,
+  extendScript,
+  inspectScript,
+  beginScript,
+  renewScript,
+  finishScript,
+  abandonScript,
+];
 
 describe("script hashes", () => {
   it.each(scripts.map((script) => [script.name, script] as const))(

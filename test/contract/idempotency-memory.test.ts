@@ -1,0 +1,7 @@
+import { memoryAdapter } from "edgelock/memory";
+import { describeIdempotencyContract } from "./idempotency-contract.js";
+
+describeIdempotencyContract("memory", async () => ({
+  adapter: memoryAdapter(),
+  close: async () => {},
+}));
