@@ -59,21 +59,7 @@ export interface UpstashAdapterOptions {
  * ```
  */
 export function upstashAdapter(redis: object, options: UpstashAdapterOptions = {}): LockAdapter {
-  const requester = requesterOf(redis);
-  const timeout = checkDuration(options.requestTimeout ?? 5000, "requestTimeout", 1);
-  const send = async (command: string[]): Promise<unknown> => {
-    let reply: { result?: unknown; error?: string };
-    try {
-      reply = await requester.request({
-        body: command,
-        signal: () => AbortSignal.timeout(timeout),
-      });
-    } catch (error) {
-      throw redact(error);
-    }
-    if (reply.error !== undefined) throw new Error(reply.error);
-    return reply.result;
-  };
+  const send = sender(redis, options);
   return {
     name: "upstash",
     evalScript: (script, keys, args) =>
