@@ -83,12 +83,19 @@ export class LockTimeoutError extends LockError {
    * again, for a `Retry-After` header.
    */
   readonly holderTtl: number;
+  /** 409 Conflict, for HTTP error handlers (middy's http-error-handler, Express). */
+  readonly statusCode = 409;
+  readonly status = 409;
+  readonly expose = true;
+  /** `Retry-After`: the holder's remaining lease in whole seconds (at least 1; 1 when unknown). */
+  readonly headers: Readonly<Record<string, string>>;
 
   constructor(key: string, timeout: number, attempts: number, holderTtl = -1) {
     super("LOCK_TIMEOUT", `lock "${key}" is held by someone else (waited ${timeout} ms)`, { key });
     this.timeout = timeout;
     this.attempts = attempts;
     this.holderTtl = holderTtl;
+    this.headers = { "Retry-After": String(Math.max(1, Math.ceil(holderTtl / 1000))) };
   }
 }
 

@@ -246,7 +246,7 @@ export class Locker {
     let nap: ReturnType<typeof sleep> | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
-        signal?.throwIfAborted();
+        if (signal?.aborted) throw signal.reason;
         const outcome = await abortable(this.#attempt(key, names, token, ttl), signal, (late) =>
           late.then((lease) => (lease instanceof Lease ? lease.release() : false)).catch(() => {}),
         );

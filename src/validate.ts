@@ -68,9 +68,20 @@ export function checkFunction<F extends (...args: never[]) => unknown>(
   return value as F;
 }
 
-/** Checks an optional AbortSignal. */
+/**
+ * Checks an optional AbortSignal. Signals are recognised by shape, not class: sandboxes such as
+ * Vercel's edge runtime hand out request signals from another realm.
+ */
 export function checkSignal(value: unknown, argument = "signal"): AbortSignal | undefined {
   if (value === undefined || value instanceof AbortSignal) return value;
+  const candidate = value as Partial<AbortSignal> | null;
+  if (
+    typeof candidate?.aborted === "boolean" &&
+    typeof candidate.addEventListener === "function" &&
+    typeof candidate.removeEventListener === "function"
+  ) {
+    return value as AbortSignal;
+  }
   throw new InvalidArgumentError(
     argument,
     `${argument} must be an AbortSignal, got ${show(value)}`,

@@ -26,9 +26,10 @@ export interface IdempotencyOptions<A extends unknown[], R> {
   /** A namespace for keys (a tenant, a function name), so equal keys in two scopes never meet. */
   scope?: string | ((...args: A) => string);
   /**
-   * What identifies the request, so a key reused for a different request is refused: a function
-   * of the arguments (its result is canonical-JSON hashed), or `false` to check keys only.
-   * @default the first argument
+   * What identifies the request, so a key reused for a different request is refused (422): a
+   * function of the arguments, whose result is canonical-JSON hashed (for an SQS record, its
+   * `body`: the record itself changes on every delivery). Keys only are checked by default.
+   * @default false
    */
   fingerprint?: false | ((...args: A) => unknown);
   /**
@@ -108,12 +109,9 @@ export function withIdempotency<A extends unknown[], R>(
     checkIdempotencyKey(key);
     const scope = typeof options.scope === "function" ? options.scope(...args) : options.scope;
     const record = await store.recordKey([scope ?? "", key]);
-    const fingerprint =
-      options.fingerprint === false
-        ? ""
-        : await sha256Hex(
-            canonicalJson(options.fingerprint ? options.fingerprint(...args) : args[0]),
-          );
+    const fingerprint = options.fingerprint
+      ? await sha256Hex(canonicalJson(options.fingerprint(...args)))
+      : "";
     const lease = typeof options.lease === "function" ? options.lease(...args) : settings.lease;
     checkDuration(lease, "lease", MIN_TTL);
 

@@ -142,7 +142,12 @@ export function describeIdempotencyContract(
           await sleep(30);
           return { charged: order.amount, at: runs };
         },
-        { adapter, key: (order) => order.id, prefix: `wi-${Date.now()}` },
+        {
+          adapter,
+          key: (order) => order.id,
+          fingerprint: (order) => order,
+          prefix: `wi-${Date.now()}`,
+        },
       );
       const id = `order-${Math.random()}`;
       const [first, duplicate] = await Promise.allSettled([
