@@ -5,6 +5,16 @@
  */
 
 export {
+  type IdempotencyEnv,
+  type IdempotencyInfo,
+  type IdempotencyMiddlewareOptions,
+  type IdempotencyVariables,
+  idempotency,
+  type OnThrowPolicy,
+  type StoreResponsesPolicy,
+} from "./idempotency.js";
+export type { IdempotencyProblem, IdempotencyProblemCode } from "./idempotency-problem.js";
+export {
   type LockContentionInfo,
   type LockEnv,
   type LockOptions,

@@ -1,0 +1,79 @@
+/**
+ * The refusals of the Idempotency-Key middleware, as RFC 9457 problem details with a `code`
+ * that tells the situations apart for machines.
+ *
+ * @module
+ */
+
+import type { Context, Env } from "hono";
+
+/** The `code` of each refusal of the Idempotency-Key middleware. */
+export type IdempotencyProblemCode =
+  /** 400: the route requires a key and there is none. */
+  | "idempotency_key_missing"
+  /** 400: the key is not 1 to 255 printable ASCII characters (or fails `validate`). */
+  | "idempotency_key_invalid"
+  /** 413: the body is too large to fingerprint. */
+  | "idempotency_body_too_large"
+  /** 422: the key was used for a different request. Use a new key. */
+  | "idempotency_key_reused"
+  /** 409: the first request with the key is still running. Retry with the same key. */
+  | "idempotency_request_in_progress"
+  /** 409: the first request ran, but its response cannot be replayed (too large, or unknown). */
+  | "idempotency_outcome_unknown"
+  /** 503: the idempotency store cannot be reached; nothing ran. */
+  | "idempotency_store_unavailable";
+
+/** A refusal, before it is rendered. */
+export interface IdempotencyProblem {
+  /** The HTTP status. */
+  status: 400 | 409 | 413 | 422 | 503;
+  /** What happened, for machines. */
+  code: IdempotencyProblemCode;
+  /** The status's reason phrase. */
+  title: string;
+  /** What happened and what to do, for people. */
+  detail: string;
+  /** When to try again, in whole seconds (the `Retry-After` header), if it makes sense. */
+  retryAfter?: number;
+}
+
+const TITLES = {
+  400: "Bad Request",
+  409: "Conflict",
+  413: "Content Too Large",
+  422: "Unprocessable Content",
+  503: "Service Unavailable",
+} as const;
+
+/** Builds a refusal. */
+export function idempotencyProblem(
+  status: IdempotencyProblem["status"],
+  code: IdempotencyProblemCode,
+  detail: string,
+  retryAfter?: number,
+): IdempotencyProblem {
+  return {
+    status,
+    code,
+    title: TITLES[status],
+    detail,
+    ...(retryAfter === undefined ? {} : { retryAfter }),
+  };
+}
+
+/**
+ * The default rendering: `application/problem+json` with `type: "about:blank"` (the status says
+ * what happened, so `title` is its reason phrase), and `Retry-After` when the problem has one.
+ * Headers set by earlier middleware are kept.
+ */
+export function problemResponse<E extends Env>(
+  c: Context<E>,
+  problem: IdempotencyProblem,
+): Response {
+  const { status, title, detail, code } = problem;
+  const body = { type: "about:blank", title, status, detail, code };
+  const headers: Record<string, string> = { "Content-Type": "application/problem+json" };
+  if (problem.retryAfter !== undefined) headers["Retry-After"] = String(problem.retryAfter);
+  return c.body(JSON.stringify(body), status, headers);
+}
