@@ -1,0 +1,42 @@
+import { InvalidArgumentError, type Locker } from "edgelock";
+
+export function checkLocker(locker: unknown): Locker {
+  if (typeof (locker as Locker | undefined)?.acquire !== "function") {
+    throw new InvalidArgumentError(
+      "locker",
+      `locker must be a Locker from createLocker(), got ${show(locker)}`,
+    );
+  }
+  return locker as Locker;
+}
+
+export function checkFunction(value: unknown, argument: string): void {
+  if (typeof value !== "function") {
+    throw new InvalidArgumentError(argument, `${argument} must be a function, got ${show(value)}`);
+  }
+}
+
+export function checkOptionalFunction(value: unknown, argument: string): void {
+  if (value !== undefined) checkFunction(value, argument);
+}
+
+export function checkObject(value: unknown, argument: string): void {
+  if (typeof value !== "object" || value === null) {
+    throw new InvalidArgumentError(argument, `${argument} must be an object, got ${show(value)}`);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+export function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === null || typeof value !== "object") return String(value);
+  return Array.isArray(value) ? "an array" : "an object";
+}
+
+/** Middy's early-timeout error: the handler may still be running. */
+export function isTimeout(error: unknown): boolean {
+  return error instanceof Error && error.name === "TimeoutError";
+}

@@ -1,0 +1,326 @@
+import {
+  canonicalJson,
+  checkDuration,
+  checkIdempotencyKey,
+  DEFAULT_RETENTION,
+  IdempotencyConflictError,
+  IdempotencyKeyReusedError,
+  IdempotencyStore,
+  InvalidArgumentError,
+  type LockAdapter,
+  MIN_TTL,
+  type StoredOutcome,
+  sha256Hex,
+} from "edgelock";
+import {
+  checkFunction,
+  checkObject,
+  checkOptionalFunction,
+  isTimeout,
+  show,
+  sleep,
+} from "./checks.js";
+import {
+  bounded,
+  checkLeaseOptions,
+  type LambdaContext,
+  type LeaseBounds,
+  type LeaseOptions,
+  type leaseFor,
+  waitFor,
+} from "./lease.js";
+import type { idempotencyMiddleware } from "./middy.js";
+
+/** Options of {@link lambdaWithIdempotency} and {@link idempotencyMiddleware}. */
+export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
+  /** The transport (`ioredisAdapter(client)`, `upstashAdapter(client)`, `memoryAdapter()`). */
+  adapter: LockAdapter;
+  /**
+   * The idempotency key of an event (an SQS `messageId`, an `Idempotency-Key` header);
+   * `undefined` or `null` runs the handler without idempotency. At most 255 printable ASCII
+   * characters.
+   */
+  key: (event: E, context: C) => string | undefined | null;
+  /**
+   * A namespace for keys, so equal keys in two scopes never meet.
+   * @default the function's name (`context.functionName`)
+   */
+  scope?: string | ((event: E, context: C) => string);
+  /**
+   * What identifies the request, so a key reused for a different request is refused with
+   * {@link IdempotencyKeyReusedError}: a function of the event (its result is canonical-JSON
+   * hashed), or `false` to check keys only. The default is `false` because a redelivered event
+   * is never byte-identical: SQS changes `receiptHandle` and `ApproximateReceiveCount`, API
+   * Gateway `requestId` and `time`. Fingerprint the payload, such as `record.body`.
+   * @default false
+   */
+  fingerprint?: false | ((event: E, context: C) => unknown);
+  /**
+   * How long a finished result is kept for replay, in milliseconds.
+   * @default 86_400_000 (24 h)
+   */
+  retention?: number;
+  /** How the in-progress lease is sized from the remaining time; see {@link leaseFor}. */
+  lease?: LeaseOptions;
+  /**
+   * How long to wait for a duplicate in progress, in milliseconds (at most half the remaining
+   * time); its result is replayed if it finishes in time, else {@link IdempotencyConflictError}.
+   * @default 0
+   */
+  wait?: number;
+  /**
+   * When the handler throws: `"release"` frees the key so a retry runs again (the error is
+   * rethrown unchanged); `"hold"` keeps it until the lease ends, just after the deadline.
+   * Middy's early `TimeoutError` always holds: the handler may still be running.
+   * @default "release"
+   */
+  onThrow?: "release" | "hold";
+  /**
+   * Whether a result is kept for replay; a result not kept frees the key instead, so a retry
+   * runs afresh. The default keeps everything except HTTP-shaped results (`{ statusCode }`)
+   * with a 5xx, 408, 409, 425 or 429 status, which are transient.
+   */
+  storeResult?: (result: Awaited<R>) => boolean;
+  /** Turns a result into text for storage. @default JSON.stringify */
+  serialize?: (result: Awaited<R>) => string;
+  /** Turns stored text back into a result. @default JSON.parse */
+  deserialize?: (text: string) => Awaited<R>;
+  /**
+   * The header added to a replayed HTTP-shaped result (`{ statusCode, headers }`), with the
+   * value `"true"`; `false` adds none. `Set-Cookie` and `cookies` are never stored.
+   * @default "Idempotent-Replayed"
+   */
+  replayHeader?: string | false;
+  /** Told when the lease was lost while the handler ran: its result was not stored. */
+  onLeaseLost?: (key: string) => void;
+  /**
+   * Told when storing a result or freeing a key failed (Redis unreachable). Never thrown: the
+   * handler's outcome stands, and the key frees itself when the lease ends.
+   */
+  onStoreError?: (error: unknown) => void;
+  /**
+   * Namespace of the record keys.
+   * @default "idem"
+   */
+  prefix?: string;
+}
+
+/**
+ * Wraps a Lambda handler, or a per-record function `(record, context)`, so it runs at most once
+ * per idempotency key within the retention:
+ *
+ * - the first call runs it and stores its result before resolving;
+ * - later calls with the same key resolve with the stored result without running it;
+ * - a call while the first still runs throws {@link IdempotencyConflictError} (409,
+ *   `Retry-After`), or waits up to `wait` ms;
+ * - with a `fingerprint`, the same key for a different request throws
+ *   {@link IdempotencyKeyReusedError} (422).
+ *
+ * The in-progress lease covers the remaining time, with no heartbeat: if the invocation times
+ * out or crashes, a retry runs about one second after the deadline. Exactly-once is not
+ * promised: such a retry runs the handler again, so pass the key downstream where it matters.
+ *
+ * @example
+ * ```ts
+ * const charge = lambdaWithIdempotency(
+ *   async (record: SQSRecord, context: Context) => payments.charge(JSON.parse(record.body)),
+ *   { adapter: ioredisAdapter(redis), key: (record) => record.messageId },
+ * );
+ * ```
+ */
+export function lambdaWithIdempotency<E, R, C extends LambdaContext = LambdaContext>(
+  handler: (event: E, context: C) => R | PromiseLike<R>,
+  options: LambdaIdempotencyOptions<E, C, R>,
+): (event: E, context: C) => Promise<Awaited<R>> {
+  checkFunction(handler, "handler");
+  const flow = new IdempotentFlow(options);
+  return async function idempotentHandler(event: E, context: C): Promise<Awaited<R>> {
+    const begun = await flow.begin(event, context);
+    if (begun.kind === "replay") return begun.result;
+    if (begun.kind === "skip") return await handler(event, context);
+    let result: Awaited<R>;
+    try {
+      result = await handler(event, context);
+    } catch (error) {
+      await flow.fail(begun.claim, error);
+      throw error;
+    }
+    await flow.complete(begun.claim, result);
+    return result;
+  };
+}
+
+/** A record this invocation claimed. */
+export interface Claim {
+  key: string;
+  record: string;
+  token: string;
+}
+
+/** What beginning found. */
+type Begun<R> = { kind: "skip" } | { kind: "replay"; result: R } | { kind: "run"; claim: Claim };
+
+/** Statuses never stored for replay by default: a retry may well succeed. */
+const TRANSIENT = new Set([408, 409, 425, 429]);
+
+/**
+ * The idempotency steps around a handler, shared by the wrapper and the middleware: begin
+ * (claim, replay or refuse), complete (store or free) and fail (free or hold). `complete` and
+ * `fail` never throw.
+ */
+export class IdempotentFlow<E, C extends LambdaContext, R> {
+  readonly #options: LambdaIdempotencyOptions<E, C, R>;
+  readonly #store: IdempotencyStore;
+  readonly #retention: number;
+  readonly #wait: number;
+  readonly #bounds: LeaseBounds;
+  readonly #serialize: (result: Awaited<R>) => string;
+  readonly #deserialize: (text: string) => Awaited<R>;
+  readonly #storeResult: (result: Awaited<R>) => boolean;
+
+  constructor(options: LambdaIdempotencyOptions<E, C, R>) {
+    checkObject(options, "options");
+    checkFunction(options.key, "key");
+    if (typeof options.scope !== "string") checkOptionalFunction(options.scope, "scope");
+    if (options.fingerprint !== false) checkOptionalFunction(options.fingerprint, "fingerprint");
+    checkOptionalFunction(options.storeResult, "storeResult");
+    checkOptionalFunction(options.serialize, "serialize");
+    checkOptionalFunction(options.deserialize, "deserialize");
+    checkOptionalFunction(options.onLeaseLost, "onLeaseLost");
+    checkOptionalFunction(options.onStoreError, "onStoreError");
+    if (
+      options.onThrow !== undefined &&
+      options.onThrow !== "release" &&
+      options.onThrow !== "hold"
+    ) {
+      throw new InvalidArgumentError(
+        "onThrow",
+        `onThrow must be "release" or "hold", got ${show(options.onThrow)}`,
+      );
+    }
+    const header = options.replayHeader;
+    if (header !== undefined && header !== false && (typeof header !== "string" || !header)) {
+      throw new InvalidArgumentError(
+        "replayHeader",
+        `replayHeader must be a header name or false, got ${show(header)}`,
+      );
+    }
+    this.#options = options;
+    this.#store = new IdempotencyStore(options.adapter, { prefix: options.prefix });
+    this.#retention = checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL);
+    this.#wait = checkDuration(options.wait ?? 0, "wait", 0);
+    this.#bounds = checkLeaseOptions(options.lease);
+    this.#serialize = options.serialize ?? ((result) => JSON.stringify(result));
+    this.#deserialize = options.deserialize ?? ((text) => JSON.parse(text) as Awaited<R>);
+    this.#storeResult = options.storeResult ?? storableByDefault;
+  }
+
+  /** Claims the event's key, or finds its stored result; throws 409 / 422 errors. */
+  async begin(event: E, context: C): Promise<Begun<Awaited<R>>> {
+    const options = this.#options;
+    const key = options.key(event, context);
+    if (key === undefined || key === null) return { kind: "skip" };
+    checkIdempotencyKey(key);
+    const scope =
+      typeof options.scope === "function"
+        ? options.scope(event, context)
+        : (options.scope ?? context?.functionName ?? "");
+    const record = await this.#store.recordKey([scope, key]);
+    const fingerprint = options.fingerprint
+      ? await sha256Hex(canonicalJson(options.fingerprint(event, context)))
+      : "";
+    const deadline = performance.now() + waitFor(context, this.#wait);
+    for (let attempt = 0; ; attempt++) {
+      // Sized afresh on every attempt, so a claim after a wait still ends at the deadline.
+      const begun = await this.#store.begin(record, fingerprint, bounded(context, this.#bounds));
+      if (begun.kind === "claimed")
+        return { kind: "run", claim: { key, record, token: begun.token } };
+      if (begun.kind === "reused") throw new IdempotencyKeyReusedError(key);
+      if (begun.kind === "replay") return { kind: "replay", result: this.#replay(begun.outcome) };
+      const left = deadline - performance.now();
+      if (left <= 0) throw new IdempotencyConflictError(key, begun.retryAfter);
+      const backoff = Math.random() * Math.min(1000, 50 * 2 ** attempt);
+      await sleep(Math.min(backoff, begun.retryAfter + 1, left));
+    }
+  }
+
+  /** Stores `result` for replay (or frees the key if it is not to be kept). Never throws. */
+  async complete(claim: Claim, result: Awaited<R>): Promise<void> {
+    try {
+      if (!this.#storeResult(result)) {
+        await this.#store.abandon(claim.record, claim.token);
+        return;
+      }
+      const outcome: StoredOutcome = {
+        status: 0,
+        headers: "",
+        body: result === undefined ? "" : this.#serialize(withoutCookies(result)),
+        encoding: result === undefined ? "undefined" : "json",
+        truncated: false,
+        failed: false,
+      };
+      const stored = await this.#store.finish(claim.record, claim.token, outcome, this.#retention);
+      if (!stored) this.#options.onLeaseLost?.(claim.key);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  /** After the handler threw: frees the key, or holds it (`onThrow: "hold"`, timeouts). */
+  async fail(claim: Claim, error: unknown): Promise<void> {
+    if (this.#options.onThrow === "hold" || isTimeout(error)) return;
+    await this.#store.abandon(claim.record, claim.token).catch((failure: unknown) => {
+      this.#report(failure);
+    });
+  }
+
+  #replay(outcome: StoredOutcome): Awaited<R> {
+    if (outcome.encoding === "undefined") return undefined as Awaited<R>;
+    const result = this.#deserialize(outcome.body);
+    const header = this.#options.replayHeader ?? "Idempotent-Replayed";
+    if (header === false || !isHttpResult(result)) return result;
+    return { ...result, headers: { ...result.headers, [header]: "true" } } as Awaited<R>;
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.#options.onStoreError?.(error);
+    } catch {
+      // A faulty listener must not replace the handler's outcome.
+    }
+  }
+}
+
+/** An API Gateway / ALB / function URL result: `{ statusCode, headers?, ... }`. */
+interface HttpResult {
+  statusCode: number;
+  headers?: Record<string, unknown>;
+  multiValueHeaders?: Record<string, unknown>;
+  cookies?: unknown;
+}
+
+function isHttpResult(value: unknown): value is HttpResult {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { statusCode?: unknown }).statusCode === "number"
+  );
+}
+
+function storableByDefault(result: unknown): boolean {
+  if (!isHttpResult(result)) return true;
+  return result.statusCode < 500 && !TRANSIENT.has(result.statusCode);
+}
+
+/** An HTTP-shaped result without its cookies (never replayed to someone else); others as is. */
+function withoutCookies<T>(result: T): T {
+  if (!isHttpResult(result)) return result;
+  const { cookies: _cookies, ...rest } = result;
+  const strip = (headers: Record<string, unknown> | undefined) =>
+    headers &&
+    Object.fromEntries(Object.entries(headers).filter(([name]) => !/^set-cookie$/i.test(name)));
+  const stripped: HttpResult = { ...rest, headers: strip(rest.headers) };
+  if (rest.multiValueHeaders) stripped.multiValueHeaders = strip(rest.multiValueHeaders);
+  if (stripped.headers === undefined) delete stripped.headers;
+  return stripped as T;
+}

@@ -1,0 +1,180 @@
+import type {
+  IdempotencyConflictError,
+  IdempotencyKeyReusedError,
+  Lease,
+  Locker,
+  LockTimeoutError,
+} from "edgelock";
+import { checkFunction, checkLocker, checkObject, isTimeout } from "./checks.js";
+import {
+  type Claim,
+  IdempotentFlow,
+  type LambdaIdempotencyOptions,
+  type lambdaWithIdempotency,
+} from "./idempotency.js";
+import type { LambdaContext, LeaseOptions, leaseFor } from "./lease.js";
+import { acquire, checkLockOptions, release } from "./lock.js";
+
+/** The part of a middy request the middlewares use (`middy.Request`, typed structurally). */
+export interface MiddyRequest<E = unknown, R = unknown, C extends LambdaContext = LambdaContext> {
+  event: E;
+  context: C;
+  response: R | null | undefined;
+  /** Set to short-circuit: middy then skips the handler and every other middleware. */
+  earlyResponse?: R | null | undefined;
+  error: unknown;
+  internal?: unknown;
+}
+
+/** A middy middleware object (`middy.MiddlewareObj`, typed structurally). */
+export interface MiddyMiddleware<
+  E = unknown,
+  R = unknown,
+  C extends LambdaContext = LambdaContext,
+> {
+  name?: string;
+  before?: (request: MiddyRequest<E, R, C>) => Promise<R | undefined>;
+  after?: (request: MiddyRequest<E, R, C>) => Promise<void>;
+  onError?: (request: MiddyRequest<E, R, C>) => Promise<void>;
+}
+
+/** Options of {@link lockMiddleware}. */
+export interface LockMiddlewareOptions<E, C extends LambdaContext> {
+  /** The lock client, from `createLocker({ adapter })`; create it outside the handler. */
+  locker: Locker;
+  /** The lock's name for an invocation (at most 1024 characters). */
+  key: (event: E, context: C) => string | PromiseLike<string>;
+  /**
+   * How long to wait for a lock held by someone else, in milliseconds (at most half the
+   * remaining time); 0 makes one attempt.
+   * @default 0
+   */
+  wait?: number;
+  /** How the lease is sized from the remaining time; see {@link leaseFor}. */
+  lease?: LeaseOptions;
+  /**
+   * Also put the lease on the context, as `context.lease`, for the handler (middy's
+   * `setToContext` convention).
+   * @default false
+   */
+  setToContext?: boolean;
+  /** Told about a release that failed; never thrown (the lease ends just after the deadline). */
+  onReleaseError?: (error: unknown) => void;
+}
+
+/**
+ * Middy middleware: the handler runs only while holding the lock named by `key`.
+ *
+ * - `before` takes the lock with a lease covering the remaining time. If it stays held, the
+ *   {@link LockTimeoutError} is thrown: it carries `statusCode: 409`, `expose: true` and a
+ *   `Retry-After` header from the holder's remaining lease, so `@middy/http-error-handler`
+ *   turns it into a 409 response as it is.
+ * - `after` releases the lock, and `onError` releases it after an error, before the invocation
+ *   ends. The error is left untouched for the middlewares after it, and a failed release never
+ *   masks it. On middy's early `TimeoutError` the lock is kept: the handler may still be running,
+ *   and the lease ends just after the deadline anyway.
+ *
+ * @example
+ * ```ts
+ * export const handler = middy(transfer)
+ *   .use(httpErrorHandler())
+ *   .use(lockMiddleware({ locker, key: (event) => `account:${event.pathParameters.id}` }));
+ * ```
+ */
+export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext = LambdaContext>(
+  options: LockMiddlewareOptions<E, C>,
+): MiddyMiddleware<E, R, C> {
+  checkObject(options, "options");
+  const locker = checkLocker(options.locker);
+  checkFunction(options.key, "key");
+  const settings = checkLockOptions(options);
+  /** The lease of each request in flight: its own, never another middleware's or request's. */
+  const leases = new WeakMap<object, Lease>();
+
+  const releaseOwn = async (request: MiddyRequest<E, R, C>) => {
+    const lease = leases.get(request);
+    if (!lease) return;
+    leases.delete(request);
+    await release(lease, settings.onReleaseError);
+  };
+
+  return {
+    name: "edgelock-lock",
+    before: async (request) => {
+      leases.delete(request);
+      const key = await options.key(request.event, request.context);
+      const lease = await acquire(locker, key, request.context, settings);
+      leases.set(request, lease);
+      if (options.setToContext) Object.assign(request.context as object, { lease });
+      return undefined;
+    },
+    after: releaseOwn,
+    onError: async (request) => {
+      if (isTimeout(request.error)) {
+        leases.delete(request);
+        return;
+      }
+      await releaseOwn(request);
+    },
+  };
+}
+
+/**
+ * Middy middleware: idempotent invocations, with the semantics of
+ * {@link lambdaWithIdempotency} (the options are the same).
+ *
+ * - `before` claims the key. A finished duplicate short-circuits: `before` returns the stored
+ *   response (with `Idempotent-Replayed: true` on HTTP-shaped responses), so middy skips the
+ *   handler and every other middleware's `after`. A duplicate in progress throws
+ *   {@link IdempotencyConflictError} (409, `Retry-After`), a key reused for a different request
+ *   {@link IdempotencyKeyReusedError} (422): `@middy/http-error-handler` maps both.
+ * - `after` stores `request.response`, awaited.
+ * - `onError` frees the key (or holds it, per `onThrow`; always on middy's `TimeoutError`),
+ *   leaving the error untouched for the middlewares after it.
+ *
+ * Order: the response stored and replayed is the one this middleware's `after` sees, so `use`
+ * it before (outside) the middlewares that shape the response, such as http-response-serializer
+ * and http-cors: a replay then returns the finished response. Its `key` and `fingerprint` then
+ * see the raw event (headers as the client sent them).
+ *
+ * @example
+ * ```ts
+ * export const handler = middy(createOrder)
+ *   .use(idempotencyMiddleware({ adapter, key: (event) => event.headers["idempotency-key"] }))
+ *   .use(httpErrorHandler());
+ * ```
+ */
+export function idempotencyMiddleware<
+  E = unknown,
+  R = unknown,
+  C extends LambdaContext = LambdaContext,
+>(options: LambdaIdempotencyOptions<E, C, R>): MiddyMiddleware<E, R, C> {
+  const flow = new IdempotentFlow(options);
+  /** The claim of each request in flight (reset per request: `internal` may be reused). */
+  const claims = new WeakMap<object, Claim>();
+
+  return {
+    name: "edgelock-idempotency",
+    before: async (request) => {
+      claims.delete(request);
+      const begun = await flow.begin(request.event, request.context);
+      if (begun.kind === "run") claims.set(request, begun.claim);
+      if (begun.kind !== "replay") return undefined;
+      // middy ≥ 6 honours earlyResponse even when the stored response is undefined.
+      request.earlyResponse = begun.result as R;
+      return begun.result as R | undefined;
+    },
+    after: async (request) => {
+      const claim = claims.get(request);
+      if (!claim) return;
+      claims.delete(request);
+      await flow.complete(claim, request.response as Awaited<R>);
+    },
+    onError: async (request) => {
+      const claim = claims.get(request);
+      if (!claim) return;
+      claims.delete(request);
+      await flow.fail(claim, request.error);
+    },
+  };
+}
