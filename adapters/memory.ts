@@ -6,7 +6,14 @@
  * @module
  */
 
-import type { LockAdapter, LockScript, LockTransport, ScriptHost, Unsubscribe } from "edgelock";
+import {
+  emulationOf,
+  type LockAdapter,
+  type LockScript,
+  type LockTransport,
+  type ScriptHost,
+  type Unsubscribe,
+} from "edgelock";
 
 /** Options of {@link memoryAdapter}. */
 export interface MemoryAdapterOptions {
@@ -42,7 +49,7 @@ class MemoryStore implements ScriptHost {
 
   run(script: LockScript, keys: readonly string[], args: readonly string[]): unknown {
     if (++this.#runs % SWEEP_EVERY === 0) this.#sweep();
-    return script.emulate(this, keys, args);
+    return emulationOf(script)(this, keys, args);
   }
 
   get(key: string): string | null {

@@ -30,8 +30,9 @@ export interface ScriptHost {
 }
 
 /**
- * One of the core's scripts: its Lua source with the SHA-1 that `EVALSHA` uses, and the same
- * semantics written in TypeScript for the in-memory backend. Each runs as one atomic step.
+ * One of the core's scripts: its Lua source with the SHA-1 that `EVALSHA` uses. Each runs as one
+ * atomic step. Its twin in TypeScript for the in-memory backend is a {@link ScriptEmulation}
+ * kept beside it, apart, so that Redis-only bundles leave it out.
  */
 export interface LockScript {
   /** A short name for messages and metrics. */
@@ -40,9 +41,14 @@ export interface LockScript {
   readonly lua: string;
   /** The SHA-1 of `lua`, in lowercase hex. */
   readonly sha1: string;
-  /** The script's semantics over a {@link ScriptHost}, returning what the Lua returns. */
-  readonly emulate: (host: ScriptHost, keys: readonly string[], args: readonly string[]) => unknown;
 }
+
+/** A script's semantics over a {@link ScriptHost}, returning what its Lua returns. */
+export type ScriptEmulation = (
+  host: ScriptHost,
+  keys: readonly string[],
+  args: readonly string[],
+) => unknown;
 
 /** Stops a subscription; safe to call more than once. */
 export type Unsubscribe = () => void;

@@ -14,7 +14,14 @@
  * @module
  */
 
-export type { LockAdapter, LockScript, ScriptHost, Unsubscribe } from "./adapter.js";
+export type {
+  LockAdapter,
+  LockScript,
+  ScriptEmulation,
+  ScriptHost,
+  Unsubscribe,
+} from "./adapter.js";
+export { emulationOf } from "./emulations.js";
 export {
   InvalidArgumentError,
   LockConfigError,
@@ -68,4 +75,11 @@ export { acquireScript } from "./scripts/acquire.js";
 export { extendScript } from "./scripts/extend.js";
 export { inspectScript } from "./scripts/inspect.js";
 export { releaseScript } from "./scripts/release.js";
-export { checkDuration, MAX_DURATION, MAX_KEY_LENGTH, MIN_TTL } from "./validate.js";
+export {
+  checkDuration,
+  checkFunction,
+  describeValue,
+  MAX_DURATION,
+  MAX_KEY_LENGTH,
+  MIN_TTL,
+} from "./validate.js";

@@ -19,7 +19,10 @@ export const MAX_DURATION = 2_147_483_647;
 /** Checks a lock key: a non-empty string of at most {@link MAX_KEY_LENGTH} characters. */
 export function checkKey(key: unknown, argument = "key"): string {
   if (typeof key !== "string") {
-    throw new InvalidArgumentError(argument, `${argument} must be a string, got ${show(key)}`);
+    throw new InvalidArgumentError(
+      argument,
+      `${argument} must be a string, got ${describeValue(key)}`,
+    );
   }
   if (key.length === 0) {
     throw new InvalidArgumentError(argument, `${argument} must not be empty`);
@@ -45,7 +48,7 @@ export function checkDuration(value: unknown, argument: string, min: number): nu
   if (typeof value !== "number" || !Number.isSafeInteger(value)) {
     throw new InvalidArgumentError(
       argument,
-      `${argument} must be an integer number of milliseconds, got ${show(value)}`,
+      `${argument} must be an integer number of milliseconds, got ${describeValue(value)}`,
     );
   }
   if (value < min || value > MAX_DURATION) {
@@ -63,7 +66,10 @@ export function checkFunction<F extends (...args: never[]) => unknown>(
   argument: string,
 ): F {
   if (typeof value !== "function") {
-    throw new InvalidArgumentError(argument, `${argument} must be a function, got ${show(value)}`);
+    throw new InvalidArgumentError(
+      argument,
+      `${argument} must be a function, got ${describeValue(value)}`,
+    );
   }
   return value as F;
 }
@@ -84,12 +90,20 @@ export function checkSignal(value: unknown, argument = "signal"): AbortSignal | 
   }
   throw new InvalidArgumentError(
     argument,
-    `${argument} must be an AbortSignal, got ${show(value)}`,
+    `${argument} must be an AbortSignal, got ${describeValue(value)}`,
   );
 }
 
-/** Shows a rejected value in a message without dumping large objects. */
-function show(value: unknown): string {
+/**
+ * Shows a rejected value in a message without dumping large objects: strings quoted (cut at 40
+ * characters), numbers and booleans as they are, objects by their type.
+ *
+ * @example
+ * ```ts
+ * `ttl must be a number, got ${describeValue("100")}`; // ttl must be a number, got "100"
+ * ```
+ */
+export function describeValue(value: unknown): string {
   if (typeof value === "string")
     return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {

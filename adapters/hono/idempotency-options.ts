@@ -7,16 +7,19 @@
 
 import {
   checkDuration,
+  checkFunction,
   DEFAULT_LEASE,
   DEFAULT_RETENTION,
   InvalidArgumentError,
   type LockAdapter,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MIN_TTL,
+  describeValue as show,
 } from "edgelock";
 import type { Context, Env } from "hono";
-import { type IdempotencyProblem, problemResponse } from "./idempotency-problem.js";
+import type { IdempotencyProblem } from "./idempotency-problem.js";
 import { DEFAULT_REPLAY_HEADERS, NEVER_REPLAYED } from "./idempotency-response.js";
+import { problemResponse } from "./respond.js";
 
 /** Which responses are stored for replay (the others free the key, so a retry runs again). */
 export type StoreResponsesPolicy =
@@ -196,10 +199,7 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
     "onReplay",
     "onLeaseLost",
   ] as const) {
-    const value = options[hook];
-    if (value !== undefined && typeof value !== "function") {
-      throw new InvalidArgumentError(hook, `${hook} must be a function, got ${show(value)}`);
-    }
+    if (options[hook] !== undefined) checkFunction(options[hook], hook);
   }
   const fingerprint: unknown = options.fingerprint;
   if (fingerprint !== undefined && fingerprint !== false && typeof fingerprint !== "function") {
@@ -271,7 +271,7 @@ function oneOf<T extends string>(
   if (value === undefined || allowed.includes(value as T)) return value as T | undefined;
   throw new InvalidArgumentError(
     argument,
-    `${argument} must be one of ${allowed.map((v) => `"${v}"`).join(", ")}, got ${show(value)}`,
+    `${argument} must be one of ${allowed.join(", ")}, got ${show(value)}`,
   );
 }
 
@@ -308,13 +308,4 @@ function byteCount(value: unknown, argument: string): number {
 
 function upper(value: string): string {
   return value.toUpperCase();
-}
-
-/** Shows a rejected value in a message without dumping objects. */
-function show(value: unknown): string {
-  if (typeof value === "string")
-    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === "object" || typeof value === "function")
-    return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
-  return String(value);
 }

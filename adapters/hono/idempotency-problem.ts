@@ -5,8 +5,6 @@
  * @module
  */
 
-import type { Context, Env } from "hono";
-
 /** The `code` of each refusal of the Idempotency-Key middleware. */
 export type IdempotencyProblemCode =
   /** 400: the route requires a key and there is none. */
@@ -60,20 +58,4 @@ export function idempotencyProblem(
     detail,
     ...(retryAfter === undefined ? {} : { retryAfter }),
   };
-}
-
-/**
- * The default rendering: `application/problem+json` with `type: "about:blank"` (the status says
- * what happened, so `title` is its reason phrase), and `Retry-After` when the problem has one.
- * Headers set by earlier middleware are kept.
- */
-export function problemResponse<E extends Env>(
-  c: Context<E>,
-  problem: IdempotencyProblem,
-): Response {
-  const { status, title, detail, code } = problem;
-  const body = { type: "about:blank", title, status, detail, code };
-  const headers: Record<string, string> = { "Content-Type": "application/problem+json" };
-  if (problem.retryAfter !== undefined) headers["Retry-After"] = String(problem.retryAfter);
-  return c.body(JSON.stringify(body), status, headers);
 }

@@ -32,6 +32,7 @@ import {
   replayParts,
   storedHeaders,
 } from "./idempotency-response.js";
+import { handedToRuntime } from "./respond.js";
 
 export type {
   IdempotencyMiddlewareOptions,
@@ -122,9 +123,7 @@ export const idempotency = <E extends Env = Env>(
   const { lease, retention } = settings;
   if (!options.getScope && !options.allowGlobalKeys) {
     console.warn(
-      "edgelock/hono idempotency(): no getScope, so the same key from two users shares one " +
-        "record (a replay could leak a response across users). Pass getScope, or " +
-        "allowGlobalKeys: true if keys are unguessable and responses not private.",
+      "edgelock idempotency(): no getScope, so users share keys; pass getScope or allowGlobalKeys",
     );
   }
 
@@ -166,34 +165,25 @@ export const idempotency = <E extends Env = Env>(
 
     let begun: BeginOutcome;
     try {
-      begun = await beginWaiting(
-        store,
-        record,
-        fingerprint,
-        lease,
-        settings.wait,
-        c.req.raw.signal,
-      );
+      begun = await store.beginWaiting(record, fingerprint, lease, settings.wait, c.req.raw.signal);
     } catch (error) {
       if ((error as Partial<LockError>).code !== "LOCK_UNAVAILABLE") throw error;
       if (settings.failOpen) {
         c.set("idempotency", { key, replayed: false, fence: undefined });
         return next();
       }
-      const detail = "The idempotency store could not be reached; the request was not processed.";
+      const detail = "The idempotency store is unreachable; nothing was processed.";
       return refuse(idempotencyProblem(503, "idempotency_store_unavailable", detail, 1));
     }
 
     switch (begun.kind) {
       case "reused": {
-        const detail =
-          `This ${settings.header} was already used for a different request (keys are kept ` +
-          `for ${Math.round(retention / 1000)} s). Use a new key for a new request.`;
+        const detail = `This ${settings.header} was used for a different request: use a new key.`;
         return refuse(idempotencyProblem(422, "idempotency_key_reused", detail));
       }
       case "in-progress": {
         const seconds = Math.max(1, Math.ceil(begun.retryAfter / 1000));
-        const detail = `A request with this ${settings.header} is still being processed; retry it with the same key in ${seconds} s.`;
+        const detail = `A request with this ${settings.header} is in progress; retry with the same key in ${seconds} s.`;
         return refuse(idempotencyProblem(409, "idempotency_request_in_progress", detail, seconds));
       }
       case "replay": {
@@ -328,38 +318,6 @@ export const idempotency = <E extends Env = Env>(
   }
 };
 
-/** Begins, and in wait mode polls a duplicate in progress until it finishes or time is up. */
-async function beginWaiting(
-  store: IdempotencyStore,
-  record: string,
-  fingerprint: string,
-  lease: number,
-  wait: number,
-  signal: AbortSignal,
-): Promise<BeginOutcome> {
-  const deadline = performance.now() + wait;
-  for (let attempt = 0; ; attempt++) {
-    const begun = await store.begin(record, fingerprint, lease);
-    const remaining = deadline - performance.now();
-    if (begun.kind !== "in-progress" || remaining <= 0 || signal.aborted) return begun;
-    const backoff = Math.min(500, 25 * 2 ** attempt) * (0.5 + Math.random() / 2);
-    await pause(Math.min(backoff, remaining), signal);
-  }
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** A record that says "ran, outcome unknown": it replays as 409 `idempotency_outcome_unknown`. */
 function unknownOutcome(status: number): StoredOutcome {
   return { status, headers: "", body: "", encoding: "base64", truncated: true, failed: true };
@@ -388,22 +346,6 @@ function withHeader(
   const headers = new Headers(res.headers);
   headers.set(name, value);
   return new Response(body, { status: res.status, statusText: res.statusText, headers });
-}
-
-/**
- * Hands `task` to the runtime's `waitUntil`, so it finishes after the response. Returns false
- * where there is none (`c.executionCtx` throws under Node servers and `hono/vercel`), or if it
- * refuses the task: the caller then awaits it.
- */
-function handedToRuntime(c: Context, task: Promise<void>): boolean {
-  try {
-    const runtime = c.executionCtx;
-    if (typeof runtime?.waitUntil !== "function") return false;
-    runtime.waitUntil(task);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function noop(): void {}

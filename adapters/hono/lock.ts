@@ -9,6 +9,7 @@
 
 import {
   checkDuration,
+  checkFunction,
   InvalidArgumentError,
   keepAlive,
   type Lease,
@@ -17,8 +18,10 @@ import {
   type LockUnavailableError,
   MAX_KEY_LENGTH,
   MIN_TTL,
+  describeValue as show,
 } from "edgelock";
 import type { Context, Env, MiddlewareHandler } from "hono";
+import { handedToRuntime, problemResponse } from "./respond.js";
 
 /** The context variables {@link lock} sets: `c.get("lease")` / `c.var.lease`. */
 export type LockVariables = {
@@ -195,8 +198,10 @@ function defaultRetryAfter(holderTtl: number): number {
 
 /** The default of {@link LockOptions.onContention}: 409 problem+json with `Retry-After`. */
 function contentionProblem<E extends Env>(c: Context<E>, info: LockContentionInfo): Response {
-  return problem(c, 409, "Conflict", {
-    detail: `Another request holds this resource's lock; retry in ${info.retryAfter} s.`,
+  return problemResponse(c, {
+    status: 409,
+    title: "Conflict",
+    detail: `Another request holds the lock; retry in ${info.retryAfter} s.`,
     code: "lock_held",
     retryAfter: info.retryAfter,
   });
@@ -204,44 +209,13 @@ function contentionProblem<E extends Env>(c: Context<E>, info: LockContentionInf
 
 /** The default of {@link LockOptions.onUnavailable}: 503 problem+json with `Retry-After: 1`. */
 function unavailableProblem<E extends Env>(c: Context<E>): Response {
-  return problem(c, 503, "Service Unavailable", {
-    detail: "The lock store could not be reached; the request was not processed.",
+  return problemResponse(c, {
+    status: 503,
+    title: "Service Unavailable",
+    detail: "The lock store is unreachable; nothing was processed.",
     code: "lock_unavailable",
     retryAfter: 1,
   });
-}
-
-/**
- * An RFC 9457 problem response. `type` is `about:blank` (the status says what happened, so
- * `title` is its reason phrase); `code` tells the situations apart for machines.
- */
-function problem<E extends Env>(
-  c: Context<E>,
-  status: 409 | 503,
-  title: string,
-  fields: { detail: string; code: string; retryAfter: number },
-): Response {
-  const body = { type: "about:blank", title, status, detail: fields.detail, code: fields.code };
-  return c.body(JSON.stringify(body), status, {
-    "Content-Type": "application/problem+json",
-    "Retry-After": String(fields.retryAfter),
-  });
-}
-
-/**
- * Hands `task` to the runtime's `waitUntil`, so it finishes after the response. Returns false
- * where there is none (`c.executionCtx` throws under Node servers and `hono/vercel`), or if it
- * refuses the task: the caller then awaits it.
- */
-function handedToRuntime(c: Context, task: Promise<void>): boolean {
-  try {
-    const runtime = c.executionCtx;
-    if (typeof runtime?.waitUntil !== "function") return false;
-    runtime.waitUntil(task);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True if `error` is a {@link LockError} with `code` (compared by code: it may cross copies). */
@@ -274,8 +248,8 @@ function checkKeyOption<K>(key: K): K {
 }
 
 function checkHook<F>(hook: F | undefined, argument: string): F | undefined {
-  if (hook === undefined || typeof hook === "function") return hook;
-  throw new InvalidArgumentError(argument, `${argument} must be a function, got ${show(hook)}`);
+  if (hook !== undefined) checkFunction(hook, argument);
+  return hook;
 }
 
 /** Checks what a `retryAfter` hook returned: whole seconds, rounded up. */
@@ -287,13 +261,4 @@ function checkRetryAfter(seconds: unknown): number {
     "retryAfter",
     `retryAfter must return a non-negative number of seconds, got ${show(seconds)}`,
   );
-}
-
-/** Shows a rejected value in a message without dumping objects. */
-function show(value: unknown): string {
-  if (typeof value === "string")
-    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === "object" || typeof value === "function")
-    return value === null ? "null" : typeof value;
-  return String(value);
 }

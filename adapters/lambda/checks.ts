@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Locker } from "edgelock";
+import { InvalidArgumentError, type Locker, describeValue as show } from "edgelock";
 
 export function checkLocker(locker: unknown): Locker {
   if (typeof (locker as Locker | undefined)?.acquire !== "function") {
@@ -28,12 +28,6 @@ export function checkObject(value: unknown, argument: string): void {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-export function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null || typeof value !== "object") return String(value);
-  return Array.isArray(value) ? "an array" : "an object";
 }
 
 /** Middy's early-timeout error: the handler may still be running. */

@@ -11,15 +11,9 @@ import {
   MIN_TTL,
   type StoredOutcome,
   sha256Hex,
+  describeValue as show,
 } from "edgelock";
-import {
-  checkFunction,
-  checkObject,
-  checkOptionalFunction,
-  isTimeout,
-  show,
-  sleep,
-} from "./checks.js";
+import { checkFunction, checkObject, checkOptionalFunction, isTimeout, sleep } from "./checks.js";
 import {
   bounded,
   checkLeaseOptions,

@@ -1,5 +1,10 @@
-import { checkDuration, InvalidArgumentError, MAX_DURATION, MIN_TTL } from "edgelock";
-import { show } from "./checks.js";
+import {
+  checkDuration,
+  InvalidArgumentError,
+  MAX_DURATION,
+  MIN_TTL,
+  describeValue as show,
+} from "edgelock";
 
 /** The part of the Lambda `Context` used here; the real `Context` of `aws-lambda` fits it. */
 export interface LambdaContext {

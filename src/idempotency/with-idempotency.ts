@@ -7,12 +7,11 @@
 
 import type { LockAdapter } from "../adapter.js";
 import { InvalidArgumentError } from "../errors.js";
-import { sleep } from "../time.js";
 import { checkDuration, checkFunction, MIN_TTL } from "../validate.js";
 import { canonicalJson, sha256Hex } from "./digest.js";
 import { IdempotencyConflictError, IdempotencyKeyReusedError } from "./errors.js";
 import { heartbeat } from "./heartbeat.js";
-import { type BeginOutcome, IdempotencyStore } from "./store.js";
+import { IdempotencyStore } from "./store.js";
 
 /** Options of {@link withIdempotency}. */
 export interface IdempotencyOptions<A extends unknown[], R> {
@@ -115,7 +114,7 @@ export function withIdempotency<A extends unknown[], R>(
     const lease = typeof options.lease === "function" ? options.lease(...args) : settings.lease;
     checkDuration(lease, "lease", MIN_TTL);
 
-    const begun = await beginWaiting(store, record, fingerprint, lease, settings.wait);
+    const begun = await store.beginWaiting(record, fingerprint, lease, settings.wait);
     if (begun.kind === "reused") throw new IdempotencyKeyReusedError(key);
     if (begun.kind === "in-progress") throw new IdempotencyConflictError(key, begun.retryAfter);
     if (begun.kind === "replay") {
@@ -154,24 +153,6 @@ export function withIdempotency<A extends unknown[], R>(
     if (!stored) options.onLeaseLost?.(key);
     return result;
   };
-}
-
-/** Begins, and in wait mode polls a duplicate in progress until it finishes or time is up. */
-async function beginWaiting(
-  store: IdempotencyStore,
-  record: string,
-  fingerprint: string,
-  lease: number,
-  wait: number,
-): Promise<BeginOutcome> {
-  const deadline = performance.now() + wait;
-  for (let attempt = 0; ; attempt++) {
-    const begun = await store.begin(record, fingerprint, lease);
-    const remaining = deadline - performance.now();
-    if (begun.kind !== "in-progress" || remaining <= 0) return begun;
-    const backoff = Math.random() * Math.min(1000, 50 * 2 ** attempt);
-    await sleep(Math.min(backoff, begun.retryAfter + 1, remaining)).done;
-  }
 }
 
 /** Checks an idempotency key: 1 to 255 printable ASCII characters. */

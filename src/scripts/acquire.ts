@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { LockScript } from "../adapter.js";
+import type { LockScript, ScriptEmulation } from "../adapter.js";
 
 /**
  * KEYS[1] the lock, KEYS[2] its fencing counter (same hash slot).
@@ -42,17 +42,23 @@ export const acquireScript: LockScript = {
   name: "acquire",
   lua,
   sha1: "17496e6f3316f6e3500e473d8309ca6225b9bc8d",
-  emulate(host, [lock = "", fence = ""], [token = "", ttl = "", retention = ""]) {
-    const holder = host.get(lock);
-    if (holder === token) {
-      host.pexpire(lock, Number(ttl));
-      host.pexpire(fence, Number(retention));
-      return [2, Number(host.get(fence) ?? 0), Number(ttl)];
-    }
-    if (holder !== null) return [0, 0, host.pttl(lock)];
-    const minted = Math.max(Number(host.get(fence) ?? 0) + 1, host.timeMicros());
-    host.set(lock, token, Number(ttl));
-    host.set(fence, String(minted), Number(retention));
-    return [1, minted, Number(ttl)];
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateAcquire: ScriptEmulation = (
+  host,
+  [lock = "", fence = ""],
+  [token = "", ttl = "", retention = ""],
+) => {
+  const holder = host.get(lock);
+  if (holder === token) {
+    host.pexpire(lock, Number(ttl));
+    host.pexpire(fence, Number(retention));
+    return [2, Number(host.get(fence) ?? 0), Number(ttl)];
+  }
+  if (holder !== null) return [0, 0, host.pttl(lock)];
+  const minted = Math.max(Number(host.get(fence) ?? 0) + 1, host.timeMicros());
+  host.set(lock, token, Number(ttl));
+  host.set(fence, String(minted), Number(retention));
+  return [1, minted, Number(ttl)];
 };

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { LockScript } from "../adapter.js";
+import type { LockScript, ScriptEmulation } from "../adapter.js";
 
 /**
  * KEYS[1] the lock, KEYS[2] its fencing counter. ARGV[1] the token, ARGV[2] the new lease in ms
@@ -23,10 +23,16 @@ export const extendScript: LockScript = {
   name: "extend",
   lua,
   sha1: "c3d2ed957bed2d9f9f7a25a7526bd28bc3cb8b8d",
-  emulate(host, [lock = "", fence = ""], [token = "", ttl = "", retention = ""]) {
-    if (host.get(lock) !== token) return 0;
-    host.pexpire(lock, Number(ttl));
-    host.pexpire(fence, Number(retention));
-    return 1;
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateExtend: ScriptEmulation = (
+  host,
+  [lock = "", fence = ""],
+  [token = "", ttl = "", retention = ""],
+) => {
+  if (host.get(lock) !== token) return 0;
+  host.pexpire(lock, Number(ttl));
+  host.pexpire(fence, Number(retention));
+  return 1;
 };

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { LockScript } from "../adapter.js";
+import type { LockScript, ScriptEmulation } from "../adapter.js";
 
 /**
  * KEYS[1] the lock, KEYS[2] its fencing counter. ARGV[1] a token to compare with ('' for none).
@@ -25,10 +25,12 @@ export const inspectScript: LockScript = {
   name: "inspect",
   lua,
   sha1: "62d9530fc65d16a0373a4a70ad6db0dde88fa61b",
-  emulate(host, [lock = "", fence = ""], [token = ""]) {
-    const holder = host.get(lock);
-    const minted = Number(host.get(fence) ?? 0);
-    if (holder === null) return [0, -2, minted, 0];
-    return [1, host.pttl(lock), minted, holder === token ? 1 : 0];
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateInspect: ScriptEmulation = (host, [lock = "", fence = ""], [token = ""]) => {
+  const holder = host.get(lock);
+  const minted = Number(host.get(fence) ?? 0);
+  if (holder === null) return [0, -2, minted, 0];
+  return [1, host.pttl(lock), minted, holder === token ? 1 : 0];
 };

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { LockScript } from "../adapter.js";
+import type { LockScript, ScriptEmulation } from "../adapter.js";
 
 /**
  * KEYS[1] the lock. ARGV[1] the token, ARGV[2] the channel to announce the release on ('' for
@@ -22,10 +22,12 @@ export const releaseScript: LockScript = {
   name: "release",
   lua,
   sha1: "3d20644120d57f075c0e2adf85999c267037abbe",
-  emulate(host, [lock = ""], [token = "", channel = ""]) {
-    if (host.get(lock) !== token) return 0;
-    host.del(lock);
-    if (channel !== "") host.publish(channel, "1");
-    return 1;
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateRelease: ScriptEmulation = (host, [lock = ""], [token = "", channel = ""]) => {
+  if (host.get(lock) !== token) return 0;
+  host.del(lock);
+  if (channel !== "") host.publish(channel, "1");
+  return 1;
 };

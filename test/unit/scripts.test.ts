@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import {
   acquireScript,
+  emulationOf,
   extendScript,
   inspectScript,
   type LockScript,
@@ -132,7 +133,7 @@ beforeEach(() => {
 });
 
 function acquire(token: string, ttl: number, retention = RETENTION): unknown {
-  return acquireScript.emulate(host, [LOCK, FENCE], [token, String(ttl), String(retention)]);
+  return emulationOf(acquireScript)(host, [LOCK, FENCE], [token, String(ttl), String(retention)]);
 }
 
 describe("acquire emulate", () => {
@@ -203,7 +204,7 @@ describe("acquire emulate", () => {
 
 describe("release emulate", () => {
   function release(token: string, channel: string): unknown {
-    return releaseScript.emulate(host, [LOCK, FENCE], [token, channel]);
+    return emulationOf(releaseScript)(host, [LOCK, FENCE], [token, channel]);
   }
 
   it("deletes the holder's lock, returns 1 and publishes once on the channel", () => {
@@ -242,7 +243,7 @@ describe("release emulate", () => {
 
 describe("extend emulate", () => {
   function extend(token: string, ttl: number, retention = RETENTION): unknown {
-    return extendScript.emulate(host, [LOCK, FENCE], [token, String(ttl), String(retention)]);
+    return emulationOf(extendScript)(host, [LOCK, FENCE], [token, String(ttl), String(retention)]);
   }
 
   it("renews the holder's lease and the counter's retention: 1", () => {
@@ -281,7 +282,7 @@ describe("extend emulate", () => {
 
 describe("inspect emulate", () => {
   function inspect(token: string): unknown {
-    return inspectScript.emulate(host, [LOCK, FENCE], [token]);
+    return emulationOf(inspectScript)(host, [LOCK, FENCE], [token]);
   }
 
   it("free and never fenced: {0, -2, 0, 0}", () => {
@@ -291,7 +292,7 @@ describe("inspect emulate", () => {
   it("free after a release: {0, -2, lastFence, 0}", () => {
     host.micros = 77;
     acquire("t1", 1_000);
-    releaseScript.emulate(host, [LOCK, FENCE], ["t1", ""]);
+    emulationOf(releaseScript)(host, [LOCK, FENCE], ["t1", ""]);
     expect(inspect("t1")).toEqual([0, -2, 77, 0]);
   });
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { LockScript } from "../../adapter.js";
+import type { LockScript, ScriptEmulation } from "../../adapter.js";
 
 /**
  * KEYS[1] the record. ARGV[1] the token. Returns 1 if this token's in-progress record was
@@ -21,9 +21,11 @@ export const abandonScript: LockScript = {
   name: "idempotency-abandon",
   lua,
   sha1: "51b098491003948a0d0491e3d598b2833e02c71b",
-  emulate(host, [key = ""], [token = ""]) {
-    if (host.hget(key, "st") !== "P" || host.hget(key, "own") !== token) return 0;
-    host.del(key);
-    return 1;
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateAbandon: ScriptEmulation = (host, [key = ""], [token = ""]) => {
+  if (host.hget(key, "st") !== "P" || host.hget(key, "own") !== token) return 0;
+  host.del(key);
+  return 1;
 };

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { LockScript } from "../../adapter.js";
+import type { LockScript, ScriptEmulation } from "../../adapter.js";
 
 /**
  * KEYS[1] the record (a hash). ARGV[1] the token, ARGV[2] the request's fingerprint ('' when
@@ -45,22 +45,28 @@ export const beginScript: LockScript = {
   name: "idempotency-begin",
   lua,
   sha1: "b39174803fa9260d25b181f97efb37281a3e10d9",
-  emulate(host, [key = ""], [token = "", fingerprint = "", lease = ""]) {
-    const state = host.hget(key, "st");
-    if (state === null) {
-      const fence = host.timeMicros();
-      host.hset(key, { v: "1", st: "P", fp: fingerprint, own: token, n: String(fence) });
-      host.pexpire(key, Number(lease));
-      return [1, fence];
-    }
-    const stored = host.hget(key, "fp");
-    if (fingerprint !== "" && stored && stored !== fingerprint) return [2];
-    if (state === "P") {
-      if (host.hget(key, "own") !== token) return [4, host.pttl(key)];
-      host.pexpire(key, Number(lease));
-      return [1, Number(host.hget(key, "n"))];
-    }
-    const fields = ["rs", "rh", "rb", "re", "rt"].map((field) => host.hget(key, field));
-    return [3, ...fields, state];
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateBegin: ScriptEmulation = (
+  host,
+  [key = ""],
+  [token = "", fingerprint = "", lease = ""],
+) => {
+  const state = host.hget(key, "st");
+  if (state === null) {
+    const fence = host.timeMicros();
+    host.hset(key, { v: "1", st: "P", fp: fingerprint, own: token, n: String(fence) });
+    host.pexpire(key, Number(lease));
+    return [1, fence];
+  }
+  const stored = host.hget(key, "fp");
+  if (fingerprint !== "" && stored && stored !== fingerprint) return [2];
+  if (state === "P") {
+    if (host.hget(key, "own") !== token) return [4, host.pttl(key)];
+    host.pexpire(key, Number(lease));
+    return [1, Number(host.hget(key, "n"))];
+  }
+  const fields = ["rs", "rh", "rb", "re", "rt"].map((field) => host.hget(key, field));
+  return [3, ...fields, state];
 };

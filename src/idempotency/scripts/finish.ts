@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { LockScript } from "../../adapter.js";
+import type { LockScript, ScriptEmulation } from "../../adapter.js";
 
 /**
  * KEYS[1] the record. ARGV[1] the token, ARGV[2] the new state ('C' completed, 'F' a stored
@@ -27,13 +27,15 @@ export const finishScript: LockScript = {
   name: "idempotency-finish",
   lua,
   sha1: "2af0c0ba5dc04ece4013f35b5e2a0aa29ce17f40",
-  emulate(host, [key = ""], args) {
-    const [token, state = "", status = "", headers = "", body = "", encoding = ""] = args;
-    const [truncated = "", retention = ""] = args.slice(6);
-    if (host.hget(key, "own") !== token) return 0;
-    if (host.hget(key, "st") !== "P") return 1;
-    host.hset(key, { st: state, rs: status, rh: headers, rb: body, re: encoding, rt: truncated });
-    host.pexpire(key, Number(retention));
-    return 1;
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateFinish: ScriptEmulation = (host, [key = ""], args) => {
+  const [token, state = "", status = "", headers = "", body = "", encoding = ""] = args;
+  const [truncated = "", retention = ""] = args.slice(6);
+  if (host.hget(key, "own") !== token) return 0;
+  if (host.hget(key, "st") !== "P") return 1;
+  host.hset(key, { st: state, rs: status, rh: headers, rb: body, re: encoding, rt: truncated });
+  host.pexpire(key, Number(retention));
+  return 1;
 };

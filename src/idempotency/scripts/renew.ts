@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { LockScript } from "../../adapter.js";
+import type { LockScript, ScriptEmulation } from "../../adapter.js";
 
 /**
  * KEYS[1] the record. ARGV[1] the token, ARGV[2] the new lease in ms. Returns 1 if renewed, 0 if
@@ -21,9 +21,11 @@ export const renewScript: LockScript = {
   name: "idempotency-renew",
   lua,
   sha1: "440adf4c8c39a7ac38212c243d68a528234e5b23",
-  emulate(host, [key = ""], [token = "", lease = ""]) {
-    if (host.hget(key, "st") !== "P" || host.hget(key, "own") !== token) return 0;
-    host.pexpire(key, Number(lease));
-    return 1;
-  },
+};
+
+/** The same semantics over the in-memory store (see `edgelock/memory`). */
+export const emulateRenew: ScriptEmulation = (host, [key = ""], [token = "", lease = ""]) => {
+  if (host.hget(key, "st") !== "P" || host.hget(key, "own") !== token) return 0;
+  host.pexpire(key, Number(lease));
+  return 1;
 };
