@@ -14,7 +14,7 @@ export default defineConfig([
       upstash: "adapters/upstash.ts",
       gateway: "adapters/gateway/index.ts",
       hono: "adapters/hono/index.ts",
-      lambda: "adapters/lambda.ts",
+      lambda: "adapters/lambda/index.ts",
     },
     format: ["esm", "cjs"],
     dts: true,

@@ -8,6 +8,7 @@ const alias = [
   { find: /^edgelock$/, replacement: here("./src/index.ts") },
   { find: /^edgelock\/gateway$/, replacement: here("./adapters/gateway/index.ts") },
   { find: /^edgelock\/hono$/, replacement: here("./adapters/hono/index.ts") },
+  { find: /^edgelock\/lambda$/, replacement: here("./adapters/lambda/index.ts") },
   { find: /^edgelock\/(.+)$/, replacement: here("./adapters/$1.ts") },
 ];
 
