@@ -150,12 +150,15 @@ export function describeIdempotencyContract(
         },
       );
       const id = `order-${Math.random()}`;
-      const [first, duplicate] = await Promise.allSettled([
+      const outcomes = await Promise.allSettled([
         charge({ id, amount: 5 }),
         charge({ id, amount: 5 }),
       ]);
-      expect(first).toEqual({ status: "fulfilled", value: { charged: 5, at: 1 } });
-      expect(duplicate).toMatchObject({ status: "rejected", reason: { statusCode: 409 } });
+      // Either call may reach Redis first: one runs, the other is told it is in progress.
+      expect(outcomes).toContainEqual({ status: "fulfilled", value: { charged: 5, at: 1 } });
+      expect(outcomes.filter((o) => o.status === "rejected")).toMatchObject([
+        { reason: { statusCode: 409 } },
+      ]);
       expect(await charge({ id, amount: 5 })).toEqual({ charged: 5, at: 1 });
       await expect(charge({ id, amount: 6 })).rejects.toMatchObject({ statusCode: 422 });
       expect(runs).toBe(1);
