@@ -18,6 +18,7 @@ import { type Context, Hono } from "hono";
 import { stream } from "hono/streaming";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blocker, delay, gate } from "../support/async.js";
 import { startTestGateway } from "../support/gateway.js";
 import { startRedisServer } from "../support/redis-server.js";
 
@@ -68,33 +69,6 @@ const transports: [string, () => Promise<Transport>][] = [
     },
   ],
 ];
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function gate() {
-  let open = () => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
-/**
- * A handler step that says when it started and then waits to be let go, so a test can send the
- * duplicate only once the first request surely holds the key.
- */
-function blocker() {
-  const started = gate();
-  const released = gate();
-  return {
-    started: started.promise,
-    release: released.open,
-    block: async () => {
-      started.open();
-      await released.promise;
-    },
-  };
-}
 
 /** Asserts equal bytes (vitest's deep equality takes ~0.5 s per 64 KiB array). */
 function expectSameBytes(actual: Uint8Array, expected: Uint8Array): void {

@@ -11,6 +11,7 @@ import { upstashAdapter } from "edgelock/upstash";
 import { type ExecutionContext, Hono } from "hono";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { delay, gate } from "../support/async.js";
 import { startTestGateway } from "../support/gateway.js";
 import { startRedisServer } from "../support/redis-server.js";
 
@@ -54,16 +55,6 @@ const transports: [string, () => Promise<Backend>][] = [
 let unique = 0;
 /** A fresh key per test, so tests never see each other's locks. */
 const freshKey = (name: string) => `hono:${name}:${++unique}:${Date.now()}`;
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = () => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
 
 async function mustAcquire(locker: Locker, key: string, ttl: number): Promise<Lease> {
   const lease = await locker.tryAcquire(key, ttl);

@@ -83,20 +83,6 @@ export function record(inner: LockAdapter, around: Around = (_call, run) => run(
   };
 }
 
-/** Resolves after `ms` milliseconds. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A promise with its resolve function exposed. */
-export function gate(): { promise: Promise<void>; open: () => void } {
-  let open = () => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
 /** The number of active timers in this process. */
 export function activeTimers(): number {
   return process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length;
@@ -111,3 +97,5 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
   }
   throw new Error("expected a rejection");
 }
+
+export { delay, gate } from "../support/async.js";

@@ -14,6 +14,7 @@ import { type Context, type ExecutionContext, Hono } from "hono";
 import { stream, streamSSE } from "hono/streaming";
 import { timeout } from "hono/timeout";
 import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest";
+import { blocker, fakeExecutionContext } from "../support/async.js";
 import { activeTimers, delay, gate, record } from "./helpers.js";
 
 type AppEnv = { Variables: IdempotencyVariables };
@@ -81,36 +82,6 @@ async function readWhole(res: Response): Promise<Response> {
     statusText: res.statusText,
     headers: res.headers,
   });
-}
-
-/** A fake Workers-style execution context that collects what `waitUntil` is given. */
-function fakeExecutionContext() {
-  const pending: Promise<unknown>[] = [];
-  const ctx: ExecutionContext = {
-    waitUntil(promise) {
-      pending.push(promise);
-    },
-    passThroughOnException() {},
-    props: {},
-  };
-  return { ctx, pending };
-}
-
-/**
- * A handler step that says when it started and then waits to be let go, so a test can send the
- * duplicate only once the first request surely holds the key.
- */
-function blocker() {
-  const started = gate();
-  const released = gate();
-  return {
-    started: started.promise,
-    release: released.open,
-    block: async () => {
-      started.open();
-      await released.promise;
-    },
-  };
 }
 
 /** A memory backend on a clock the test moves. */

@@ -12,8 +12,9 @@ import {
 } from "edgelock";
 import { type LockOptions, type LockVariables, lock } from "edgelock/hono";
 import { memoryAdapter } from "edgelock/memory";
-import { type Context, type ExecutionContext, Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { describe, expect, expectTypeOf, it } from "vitest";
+import { fakeExecutionContext } from "../support/async.js";
 import { activeTimers, delay, gate, record } from "./helpers.js";
 
 const PROBLEM = "application/problem+json";
@@ -37,19 +38,6 @@ function lockedApp(options: LockOptions) {
     return c.json({ fence: c.var.lease.fence });
   });
   return { app, state };
-}
-
-/** A fake Workers-style execution context that collects what `waitUntil` is given. */
-function fakeExecutionContext() {
-  const pending: Promise<unknown>[] = [];
-  const ctx: ExecutionContext = {
-    waitUntil(promise) {
-      pending.push(promise);
-    },
-    passThroughOnException() {},
-    props: {},
-  };
-  return { ctx, pending };
 }
 
 describe("contention", () => {
