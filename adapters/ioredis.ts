@@ -27,6 +27,10 @@ export interface IoredisClient {
   eval(script: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>;
   /** A new connection with the same options, used for subscriptions. */
   duplicate(): IoredisSubscriber;
+  /** Any command; used for `WAIT` (replica acknowledgement). */
+  call?(command: string, ...args: (string | number)[]): Promise<unknown>;
+  /** True on an ioredis `Cluster`, whose commands are spread over many connections. */
+  readonly isCluster?: boolean;
 }
 
 /** The part of a duplicated ioredis connection the adapter uses for pub/sub. */
@@ -83,10 +87,27 @@ export function ioredisAdapter(
         (sha1) => deadline(client.evalsha(sha1, keys.length, ...keys, ...args), timeout),
         (lua) => deadline(client.eval(lua, keys.length, ...keys, ...args), timeout),
       ),
+    ...replicaWaiter(client, timeout),
   };
   if (options.notifications === false) return adapter;
   const hub = new SubscriptionHub(client, timeout);
   return { ...adapter, subscribe: (channel, listener) => hub.subscribe(channel, listener) };
+}
+
+/**
+ * `WAIT` for replicas, on a client with a single connection to the primary (not a Cluster). It is
+ * sent on the connection that made the write, which it may block for up to its timeout.
+ */
+function replicaWaiter(
+  client: IoredisClient,
+  timeout: number,
+): Pick<LockAdapter, "waitForReplicas"> {
+  const call = client.call?.bind(client);
+  if (client.isCluster === true || !call) return {};
+  return {
+    waitForReplicas: async (replicas, wait) =>
+      Number(await deadline(call("WAIT", replicas, wait), timeout + wait)),
+  };
 }
 
 /**
