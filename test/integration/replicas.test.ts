@@ -16,7 +16,7 @@ let replica: RedisProcess;
 let client: Redis;
 
 beforeAll(async () => {
-  primary = await startRedisServer();
+  primary = await startRedisServer({ args: ["--repl-diskless-sync-delay", "0"] });
   replica = await startRedisServer({ args: ["--replicaof", "127.0.0.1", String(primary.port)] });
   const probe = new Redis(replica.url);
   for (let i = 0; i < 200; i++) {
