@@ -39,7 +39,7 @@ describe("waitReplicas", () => {
   it("grants a lock once a replica has acknowledged it", async () => {
     const locker = createLocker({
       adapter: ioredisAdapter(client),
-      waitReplicas: { replicas: 1, timeout: 500 },
+      waitReplicas: { replicas: 1, timeout: 2_000 }, // WAIT answers as soon as the replica has it
     });
     const lease = await locker.tryAcquire("replicated", 5_000);
     expect(lease).not.toBeNull();
