@@ -1,0 +1,177 @@
+/**
+ * Issue 6's targets for edgelock, checked against this run's medians.
+ */
+
+import { cell, ms, num, table, times } from "./format.js";
+import { coldOf, find, med, medRatio, type Results } from "./results.js";
+
+interface Target {
+  what: string;
+  goal: string;
+  value: string;
+  /** undefined when the scenario did not run. */
+  met: boolean | undefined;
+}
+
+export function checkTargets(results: Results): string {
+  const rows = targets(results)
+    .filter((target) => target.met !== undefined)
+    .map((t) => [cell(t.what), t.goal, t.value, t.met ? "met" : "**missed**"]);
+  if (rows.length === 0) return "No targeted scenario ran.";
+  return table(["target", "goal", "edgelock", "result"], rows);
+}
+
+/** `test` of a value, or undefined when the value is missing. */
+function judge(value: number, test: (value: number) => boolean): boolean | undefined {
+  return Number.isFinite(value) ? test(value) : undefined;
+}
+
+function targets(results: Results): Target[] {
+  const list: Target[] = [];
+  const seq = results.sequential;
+  const seqRatio = medRatio(
+    find(seq, "edgelock")?.series,
+    find(seq, "floor")?.series,
+    (r) => r.pairsPerSec,
+  );
+  list.push({
+    what: "1: sequential pairs/s ÷ floor",
+    goal: "≥ 0.95×",
+    value: times(seqRatio),
+    met: judge(seqRatio, (v) => v >= 0.95),
+  });
+  const flight = results.inflight;
+  const flightRatio = medRatio(
+    find(flight, "edgelock")?.series,
+    find(flight, "floor")?.series,
+    (r) => r.pairsPerSec,
+  );
+  list.push({
+    what: "2: pairs/s with 200 in flight ÷ floor",
+    goal: "≥ 0.92×",
+    value: times(flightRatio),
+    met: judge(flightRatio, (v) => v >= 0.92),
+  });
+  const commands = med(find(seq, "edgelock")?.series, (r) => r.commandsPerPair);
+  list.push({
+    what: "1: wire commands per uncontended pair",
+    goal: "2",
+    value: num(commands, 2),
+    met: judge(commands, (v) => v <= 2),
+  });
+
+  const think = find(results.contention.think, "edgelock")?.series;
+  const thinkFloor = find(results.contention.think, "floor")?.series;
+  const p50 = med(think, (r) => r.handoffP50);
+  const p99 = med(think, (r) => r.handoffP99);
+  const csRatio = medRatio(think, thinkFloor, (r) => r.sectionsPerSec);
+  const thinkFair = med(think, (r) => r.fairness);
+  const perCs = med(think, (r) => r.commandsPerSection);
+  list.push(
+    {
+      what: "3b (5 ms think): handoff p50",
+      goal: "≤ 0.5 ms",
+      value: `${ms(p50)} ms`,
+      met: judge(p50, (v) => v <= 0.5),
+    },
+    {
+      what: "3b: handoff p99",
+      goal: "≤ 2 ms",
+      value: `${ms(p99)} ms`,
+      met: judge(p99, (v) => v <= 2),
+    },
+    {
+      what: "3b: CS/s ÷ raw floor polling every 10 ms",
+      goal: "≥ 2×",
+      value: times(csRatio),
+      met: judge(csRatio, (v) => v >= 2),
+    },
+    {
+      what: "3b: Jain fairness",
+      goal: "≥ 0.95",
+      value: num(thinkFair, 2),
+      met: judge(thinkFair, (v) => v >= 0.95),
+    },
+    {
+      what: "3b: wire commands per CS",
+      goal: "≤ 2.5",
+      value: num(perCs, 2),
+      met: judge(perCs, (v) => v <= 2.5),
+    },
+  );
+
+  const greedy = find(results.contention.greedy, "edgelock")?.series;
+  const changes = med(greedy, (r) => r.ownerChangesPerSec);
+  const greedyFair = med(greedy, (r) => r.fairness);
+  list.push(
+    {
+      what: "3a (greedy): owner changes/s",
+      goal: "≥ 300",
+      value: num(changes),
+      met: judge(changes, (v) => v >= 300),
+    },
+    {
+      what: "3a: Jain fairness",
+      goal: "≥ 0.95",
+      value: num(greedyFair, 2),
+      met: judge(greedyFair, (v) => v >= 0.95),
+    },
+  );
+
+  const runs = [...results.contention.think, ...results.contention.greedy].flatMap((e) => e.series);
+  if (runs.length > 0) {
+    const overlaps = runs.reduce((sum, o) => sum + (o?.ok ? o.value.overlaps : 0), 0);
+    const control = results.overlapControl;
+    const detected = control?.ok ? control.value.overlaps : 0;
+    list.push({
+      what: "3: overlapping critical sections, every library (control lock: detected)",
+      goal: "0 (control > 0)",
+      value: `${overlaps} (control: ${detected})`,
+      met: overlaps === 0 && detected > 0,
+    });
+  }
+
+  const rest = find(results.rest, "edgelock")?.series;
+  if (rest?.some((o) => o?.ok)) {
+    const perOp = [
+      med(rest, (r) => r.acquireRequests),
+      med(rest, (r) => r.releaseRequests),
+      med(rest, (r) => r.extendRequests),
+    ];
+    const cold = coldOf(rest);
+    list.push({
+      what: "4: HTTP requests per tryAcquire / release / extend",
+      goal: "1 / 1 / 1",
+      value: `${perOp.map((v) => num(v, 2)).join(" / ")} (first calls after SCRIPT FLUSH: ${cold})`,
+      met: perOp.every((v) => v === 1),
+    });
+  }
+
+  const headline = results.scale[0];
+  if (headline?.ok) {
+    const s = headline.value;
+    list.push(
+      {
+        what: `5: subscriber connections for ${num(s.waiters)} waiters in one client`,
+        goal: "1",
+        value: String(s.subscriberConnections),
+        met: s.subscriberConnections === 1,
+      },
+      {
+        what: `5: every waiter served (cap ${results.config.scale.capMs / 1000} s)`,
+        goal: `${num(s.waiters)}`,
+        value: `${num(s.served)} in ${ms(s.elapsedMs)} ms`,
+        met: s.served === s.waiters,
+      },
+      {
+        what: "5: memory (RSS / heap MiB) before → waiting → after",
+        goal: "reported",
+        value: `${s.before.rss.toFixed(0)}/${s.before.heap.toFixed(0)} → ${s.waiting.rss.toFixed(0)}/${s.waiting.heap.toFixed(0)} → ${s.after.rss.toFixed(0)}/${s.after.heap.toFixed(0)}`,
+        met: true,
+      },
+    );
+  } else if (headline) {
+    list.push({ what: "5: scale scenario", goal: "runs", value: cell(headline.error), met: false });
+  }
+  return list;
+}
