@@ -13,11 +13,13 @@
  */
 
 import {
+  acquireScript,
   checkDuration,
   evalWithFallback,
   InvalidArgumentError,
   type LockAdapter,
   type LockTransport,
+  releaseScript,
   type Unsubscribe,
 } from "edgelock";
 
@@ -54,6 +56,14 @@ export interface IoredisAdapterOptions {
    * @default true
    */
   notifications?: boolean;
+  /**
+   * After each acquisition, wait until `replicas` replicas have the lock (Redis `WAIT` on the
+   * connection that wrote it, up to `timeout` ms); if fewer acknowledge, the lock is released
+   * and the attempt fails, so the caller gets `LOCK_UNAVAILABLE`. This narrows, but does not
+   * close, the window in which a failover to a replica that missed the write grants the lock
+   * twice: use fences for correctness. Standalone and Sentinel clients only (not Cluster).
+   */
+  waitReplicas?: { replicas: number; timeout: number };
 }
 
 /**
@@ -79,34 +89,53 @@ export function ioredisAdapter(
     );
   }
   const timeout = checkDuration(options.commandTimeout ?? 2000, "commandTimeout", 1);
-  const adapter: LockAdapter = {
-    name: "ioredis",
-    evalScript: (script, keys, args) =>
-      evalWithFallback(
-        script,
-        (sha1) => deadline(client.evalsha(sha1, keys.length, ...keys, ...args), timeout),
-        (lua) => deadline(client.eval(lua, keys.length, ...keys, ...args), timeout),
-      ),
-    ...replicaWaiter(client, timeout),
-  };
+  const run: LockAdapter["evalScript"] = (script, keys, args) =>
+    evalWithFallback(
+      script,
+      (sha1) => deadline(client.evalsha(sha1, keys.length, ...keys, ...args), timeout),
+      (lua) => deadline(client.eval(lua, keys.length, ...keys, ...args), timeout),
+    );
+  const replication = replicated(client, run, timeout, options.waitReplicas);
+  const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
   if (options.notifications === false) return adapter;
   const hub = new SubscriptionHub(client, timeout);
   return { ...adapter, subscribe: (channel, listener) => hub.subscribe(channel, listener) };
 }
 
 /**
- * `WAIT` for replicas, on a client with a single connection to the primary (not a Cluster). It is
- * sent on the connection that made the write, which it may block for up to its timeout.
+ * `evalScript` that, after an acquire script grants the lock, sends `WAIT` for the configured
+ * replicas on the same connection, and releases the lock and fails if too few acknowledge.
+ * Undefined when `waitReplicas` is not set.
  */
-function replicaWaiter(
+function replicated(
   client: IoredisClient,
+  run: LockAdapter["evalScript"],
   timeout: number,
-): Pick<LockAdapter, "waitForReplicas"> {
+  options: IoredisAdapterOptions["waitReplicas"],
+): LockAdapter["evalScript"] | undefined {
+  if (options === undefined) return undefined;
   const call = client.call?.bind(client);
-  if (client.isCluster === true || !call) return {};
-  return {
-    waitForReplicas: async (replicas, wait) =>
-      Number(await deadline(call("WAIT", replicas, wait), timeout + wait)),
+  if (client.isCluster === true || !call) {
+    throw new InvalidArgumentError(
+      "waitReplicas",
+      "waitReplicas needs a standalone or Sentinel client",
+    );
+  }
+  const { replicas } = options;
+  if (!Number.isSafeInteger(replicas) || replicas < 1) {
+    throw new InvalidArgumentError(
+      "waitReplicas.replicas",
+      "waitReplicas.replicas must be 1 or more",
+    );
+  }
+  const wait = checkDuration(options.timeout, "waitReplicas.timeout", 1);
+  return async (script, keys, args) => {
+    const reply = await run(script, keys, args);
+    if (script.sha1 !== acquireScript.sha1 || !Array.isArray(reply) || reply[0] === 0) return reply;
+    const acknowledged = Number(await deadline(call("WAIT", replicas, wait), timeout + wait));
+    if (acknowledged >= replicas) return reply;
+    await run(releaseScript, keys.slice(0, 1), [args[0] ?? "", ""]).catch(() => 0);
+    throw new Error(`${acknowledged} of ${replicas} replicas acknowledged within ${wait} ms`);
   };
 }
 

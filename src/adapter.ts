@@ -82,10 +82,4 @@ export interface LockAdapter {
    * waiters fall back to polling.
    */
   subscribe?(channel: string, listener: () => void): Promise<Unsubscribe>;
-  /**
-   * Redis `WAIT`: blocks until `replicas` replicas have acknowledged this connection's writes, or
-   * `timeout` ms pass, and resolves how many did. Only transports with one connection to the
-   * primary can offer it (not REST, not Cluster).
-   */
-  waitForReplicas?(replicas: number, timeout: number): Promise<number>;
 }

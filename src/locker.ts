@@ -8,7 +8,7 @@
 import { abortable } from "./abortable.js";
 import type { LockAdapter, Unsubscribe } from "./adapter.js";
 import { backoffDelay } from "./backoff.js";
-import { InvalidArgumentError, LockTimeoutError, LockUnavailableError } from "./errors.js";
+import { InvalidArgumentError, LockTimeoutError } from "./errors.js";
 import { type HoldOptions, hold } from "./hold.js";
 import { type LockNames, lockNames } from "./keys.js";
 import { Lease, leaseDeadline } from "./lease.js";
@@ -48,14 +48,6 @@ export interface LockerOptions {
    * @default 0.01
    */
   driftFactor?: number;
-  /**
-   * After each acquisition, wait until `replicas` replicas have the lock (Redis `WAIT`, up to
-   * `timeout` ms); if fewer acknowledge, the lock is released and the acquisition fails with
-   * `LOCK_UNAVAILABLE`. This narrows, but does not close, the window in which a failover to a
-   * replica that missed the write grants the lock twice: use fences for correctness. Needs a
-   * transport with `waitForReplicas` (ioredis standalone or Sentinel).
-   */
-  waitReplicas?: { replicas: number; timeout: number };
 }
 
 /** Options of {@link Locker.acquire}. */
@@ -111,7 +103,6 @@ export class Locker {
   readonly #retryDelay: number;
   readonly #maxRetryDelay: number;
   readonly #driftFactor: number;
-  readonly #waitReplicas: { replicas: number; timeout: number } | undefined;
 
   /** @internal Use {@link createLocker}. */
   constructor(options: LockerOptions) {
@@ -124,7 +115,6 @@ export class Locker {
     this.#retryDelay = checkDuration(options.retryDelay ?? 50, "retryDelay", 1);
     this.#maxRetryDelay = checkDuration(options.maxRetryDelay ?? 1000, "maxRetryDelay", 1);
     this.#driftFactor = checkFraction(options.driftFactor ?? 0.01, "driftFactor");
-    this.#waitReplicas = checkWaitReplicas(options.waitReplicas, adapter);
   }
 
   /**
@@ -326,7 +316,6 @@ export class Locker {
       throw error;
     }
     if (!reply.acquired) return { holderTtl: reply.holderTtl };
-    if (this.#waitReplicas) await this.#replicate(key, names, token, announce);
     if (leaseDeadline(sentAt, reply.ttl, this.#driftFactor) <= now()) {
       await this.#ops.release(key, names, token, announce).catch(() => false);
       return { holderTtl: -1 };
@@ -342,25 +331,6 @@ export class Locker {
       driftFactor: this.#driftFactor,
       announce,
     });
-  }
-
-  /**
-   * Waits for the configured replicas to acknowledge the acquisition; releases the lock and
-   * fails as unavailable if they do not (or if WAIT itself fails).
-   */
-  async #replicate(key: string, names: LockNames, token: string, announce: boolean) {
-    const { replicas, timeout } = this.#waitReplicas ?? { replicas: 0, timeout: 0 };
-    let acknowledged: number;
-    try {
-      acknowledged = (await this.#ops.adapter.waitForReplicas?.(replicas, timeout)) ?? 0;
-    } catch (error) {
-      this.#ops.release(key, names, token, announce).catch(() => {});
-      throw new LockUnavailableError("acquire", key, error, token);
-    }
-    if (acknowledged >= replicas) return;
-    await this.#ops.release(key, names, token, announce).catch(() => false);
-    const reason = `${acknowledged} of ${replicas} replicas acknowledged within ${timeout} ms`;
-    throw new LockUnavailableError("acquire", key, new Error(reason));
   }
 
   #checkAcquireOptions(options: AcquireOptions, ttl: number): WaitOptions {
@@ -419,23 +389,6 @@ function checkCount(value: unknown, argument: string): number {
     argument,
     `${argument} must be an integer from 0 to ${MAX_RETRIES}, got ${String(value)}`,
   );
-}
-
-function checkWaitReplicas(
-  value: LockerOptions["waitReplicas"],
-  adapter: LockAdapter,
-): { replicas: number; timeout: number } | undefined {
-  if (value === undefined) return undefined;
-  if (typeof adapter.waitForReplicas !== "function") {
-    throw new InvalidArgumentError(
-      "waitReplicas",
-      `waitReplicas needs a transport that can WAIT for replicas; ${adapter.name} cannot`,
-    );
-  }
-  return {
-    replicas: checkCount(value?.replicas, "waitReplicas.replicas"),
-    timeout: checkDuration(value?.timeout, "waitReplicas.timeout", 1),
-  };
 }
 
 function checkFraction(value: unknown, argument: string): number {

@@ -6,7 +6,6 @@
 
 import { createLocker, InvalidArgumentError, LockUnavailableError } from "edgelock";
 import { ioredisAdapter } from "edgelock/ioredis";
-import { memoryAdapter } from "edgelock/memory";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RedisProcess, startRedisServer } from "../support/redis-server.js";
@@ -38,8 +37,8 @@ afterAll(async () => {
 describe("waitReplicas", () => {
   it("grants a lock once a replica has acknowledged it", async () => {
     const locker = createLocker({
-      adapter: ioredisAdapter(client),
-      waitReplicas: { replicas: 1, timeout: 2_000 }, // WAIT answers as soon as the replica has it
+      // WAIT answers as soon as the replica has it
+      adapter: ioredisAdapter(client, { waitReplicas: { replicas: 1, timeout: 2_000 } }),
     });
     const lease = await locker.tryAcquire("replicated", 5_000);
     expect(lease).not.toBeNull();
@@ -51,8 +50,7 @@ describe("waitReplicas", () => {
 
   it("fails as unavailable, and releases, when replication is cut", async () => {
     const locker = createLocker({
-      adapter: ioredisAdapter(client),
-      waitReplicas: { replicas: 1, timeout: 150 },
+      adapter: ioredisAdapter(client, { waitReplicas: { replicas: 1, timeout: 150 } }),
       retries: 0,
     });
     replica.pause();
@@ -65,8 +63,7 @@ describe("waitReplicas", () => {
 
   it("asks for more replicas than exist: never grants", async () => {
     const locker = createLocker({
-      adapter: ioredisAdapter(client),
-      waitReplicas: { replicas: 2, timeout: 100 },
+      adapter: ioredisAdapter(client, { waitReplicas: { replicas: 2, timeout: 100 } }),
       retries: 0,
     });
     await expect(locker.tryAcquire("too-many", 5_000)).rejects.toMatchObject({
@@ -75,9 +72,19 @@ describe("waitReplicas", () => {
     expect(await client.exists("edgelock:{too-many}")).toBe(0);
   });
 
-  it("is refused up front by transports that cannot WAIT", () => {
-    expect(() =>
-      createLocker({ adapter: memoryAdapter(), waitReplicas: { replicas: 1, timeout: 100 } }),
-    ).toThrow(InvalidArgumentError);
+  it("is refused up front on a Cluster client, whose writes are not on one connection", () => {
+    const cluster = {
+      evalsha: client.evalsha.bind(client),
+      eval: client.eval.bind(client),
+      duplicate: () => client.duplicate(),
+      call: client.call.bind(client),
+      isCluster: true,
+    };
+    expect(() => ioredisAdapter(cluster, { waitReplicas: { replicas: 1, timeout: 100 } })).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => ioredisAdapter(client, { waitReplicas: { replicas: 0, timeout: 100 } })).toThrow(
+      InvalidArgumentError,
+    );
   });
 });
