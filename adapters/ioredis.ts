@@ -148,6 +148,8 @@ class SubscriptionHub {
   readonly #client: IoredisClient;
   readonly #timeout: number;
   readonly #listeners = new Map<string, Set<() => void>>();
+  /** Each channel's SUBSCRIBE, sent once for all its listeners. */
+  readonly #subscribed = new Map<string, Promise<unknown>>();
   #connection: IoredisSubscriber | undefined;
 
   constructor(client: IoredisClient, timeout: number) {
@@ -165,8 +167,14 @@ class SubscriptionHub {
     const entry = () => listener();
     listeners.add(entry);
     const unsubscribe = () => this.#remove(channel, entry);
+    let subscribed = this.#subscribed.get(channel);
+    if (!subscribed) {
+      subscribed = connection.subscribe(channel);
+      subscribed.catch(() => this.#subscribed.delete(channel)); // the next listener tries again
+      this.#subscribed.set(channel, subscribed);
+    }
     try {
-      await deadline(connection.subscribe(channel), this.#timeout);
+      await deadline(subscribed, this.#timeout);
     } catch (error) {
       unsubscribe();
       throw error;
@@ -189,9 +197,11 @@ class SubscriptionHub {
     const listeners = this.#listeners.get(channel);
     if (!listeners?.delete(entry) || listeners.size > 0) return;
     this.#listeners.delete(channel);
+    this.#subscribed.delete(channel);
     const connection = this.#connection;
     if (this.#listeners.size === 0) {
       this.#connection = undefined;
+      this.#subscribed.clear();
       connection?.disconnect();
     } else {
       connection?.unsubscribe(channel).catch(() => {});

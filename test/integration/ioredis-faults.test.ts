@@ -118,6 +118,7 @@ describe("ioredis adapter", () => {
       },
     };
     const locker = createLocker({ adapter: ioredisAdapter(counting), maxRetryDelay: 60_000 });
+    const subscribesBefore = await subscribeCalls(client);
     const holder = await locker.tryAcquire("crowd", 60_000);
     const waiters = Array.from({ length: 20 }, () =>
       locker.using("crowd", 5_000, async (lease) => lease.fence, { timeout: 10_000 }),
@@ -125,6 +126,7 @@ describe("ioredis adapter", () => {
     await sleep(200);
     expect(duplicates).toBe(1);
     expect(await pubsubClients(client)).toBe(1);
+    expect((await subscribeCalls(client)) - subscribesBefore).toBe(1); // one SUBSCRIBE for all
     await holder?.release();
     const fences = await Promise.all(waiters);
     expect(new Set(fences).size).toBe(20);
@@ -133,6 +135,12 @@ describe("ioredis adapter", () => {
     expect(await pubsubClients(client)).toBe(0);
   });
 });
+
+/** How many SUBSCRIBE commands the server has run so far. */
+async function subscribeCalls(client: Redis): Promise<number> {
+  const stats = (await client.info("commandstats")) as string;
+  return Number(/cmdstat_subscribe:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+}
 
 /** How many connections the server counts as pub/sub clients. */
 async function pubsubClients(client: Redis): Promise<number> {
