@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Locker, describeValue as show } from "edgelock";
+import { checkFunction, InvalidArgumentError, type Locker, describeValue as show } from "edgelock";
 
 export function checkLocker(locker: unknown): Locker {
   if (typeof (locker as Locker | undefined)?.acquire !== "function") {
@@ -8,12 +8,6 @@ export function checkLocker(locker: unknown): Locker {
     );
   }
   return locker as Locker;
-}
-
-export function checkFunction(value: unknown, argument: string): void {
-  if (typeof value !== "function") {
-    throw new InvalidArgumentError(argument, `${argument} must be a function, got ${show(value)}`);
-  }
 }
 
 export function checkOptionalFunction(value: unknown, argument: string): void {

@@ -1,6 +1,7 @@
 import {
   canonicalJson,
   checkDuration,
+  checkFunction,
   checkIdempotencyKey,
   DEFAULT_RETENTION,
   IdempotencyConflictError,
@@ -13,7 +14,7 @@ import {
   sha256Hex,
   describeValue as show,
 } from "edgelock";
-import { checkFunction, checkObject, checkOptionalFunction, isTimeout, sleep } from "./checks.js";
+import { checkObject, checkOptionalFunction, isTimeout, sleep } from "./checks.js";
 import {
   bounded,
   checkLeaseOptions,

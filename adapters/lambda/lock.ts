@@ -1,5 +1,5 @@
-import { checkDuration, type Lease, type Locker, LockTimeoutError } from "edgelock";
-import { checkFunction, checkLocker, checkObject, checkOptionalFunction } from "./checks.js";
+import { checkDuration, checkFunction, type Lease, type Locker, LockTimeoutError } from "edgelock";
+import { checkLocker, checkObject, checkOptionalFunction } from "./checks.js";
 import {
   bounded,
   checkLeaseOptions,

@@ -5,7 +5,8 @@ import type {
   Locker,
   LockTimeoutError,
 } from "edgelock";
-import { checkFunction, checkLocker, checkObject, isTimeout } from "./checks.js";
+import { checkFunction } from "edgelock";
+import { checkLocker, checkObject, isTimeout } from "./checks.js";
 import {
   type Claim,
   IdempotentFlow,
