@@ -134,7 +134,7 @@ function replicated(
     if (script.sha1 !== acquireScript.sha1 || !Array.isArray(reply) || reply[0] === 0) return reply;
     const acknowledged = Number(await deadline(call("WAIT", replicas, wait), timeout + wait));
     if (acknowledged >= replicas) return reply;
-    await run(releaseScript, keys.slice(0, 1), [args[0] ?? "", ""]).catch(() => 0);
+    await run(releaseScript, keys, args.slice(0, 3)).catch(() => 0); // same keys, token, channel
     throw new Error(`${acknowledged} of ${replicas} replicas acknowledged within ${wait} ms`);
   };
 }
@@ -147,7 +147,7 @@ function replicated(
 class SubscriptionHub {
   readonly #client: IoredisClient;
   readonly #timeout: number;
-  readonly #listeners = new Map<string, Set<() => void>>();
+  readonly #listeners = new Map<string, Set<(message: string) => void>>();
   /** Each channel's SUBSCRIBE, sent once for all its listeners. */
   readonly #subscribed = new Map<string, Promise<unknown>>();
   #connection: IoredisSubscriber | undefined;
@@ -157,14 +157,14 @@ class SubscriptionHub {
     this.#timeout = timeout;
   }
 
-  async subscribe(channel: string, listener: () => void): Promise<Unsubscribe> {
+  async subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe> {
     const connection = this.#connect();
     let listeners = this.#listeners.get(channel);
     if (!listeners) {
       listeners = new Set();
       this.#listeners.set(channel, listeners);
     }
-    const entry = () => listener();
+    const entry = (message: string) => listener(message);
     listeners.add(entry);
     const unsubscribe = () => this.#remove(channel, entry);
     let subscribed = this.#subscribed.get(channel);
@@ -186,14 +186,14 @@ class SubscriptionHub {
     if (this.#connection) return this.#connection;
     const connection = this.#client.duplicate();
     connection.on("error", () => {}); // reconnects are ioredis's job; waiters fall back to polling
-    connection.on("message", (channel) => {
-      for (const listener of this.#listeners.get(channel) ?? []) listener();
+    connection.on("message", (channel, message) => {
+      for (const listener of this.#listeners.get(channel) ?? []) listener(message);
     });
     this.#connection = connection;
     return connection;
   }
 
-  #remove(channel: string, entry: () => void): void {
+  #remove(channel: string, entry: (message: string) => void): void {
     const listeners = this.#listeners.get(channel);
     if (!listeners?.delete(entry) || listeners.size > 0) return;
     this.#listeners.delete(channel);

@@ -24,9 +24,9 @@ export interface MemoryAdapterOptions {
   clock?: () => number;
 }
 
-/** A stored value (a string or a hash) and when it expires on the store's clock (`Infinity`: never). */
+/** A stored value (a string, a hash or a list) and when it expires on the store's clock (`Infinity`: never). */
 interface Entry {
-  value: string | Map<string, string>;
+  value: string | Map<string, string> | string[];
   expiresAt: number;
 }
 
@@ -39,7 +39,7 @@ const SWEEP_EVERY = 1024;
  */
 class MemoryStore implements ScriptHost {
   readonly #entries = new Map<string, Entry>();
-  readonly #channels = new Map<string, Set<() => void>>();
+  readonly #channels = new Map<string, Set<(message: string) => void>>();
   readonly #clock: () => number;
   #runs = 0;
 
@@ -54,7 +54,7 @@ class MemoryStore implements ScriptHost {
 
   get(key: string): string | null {
     const value = this.#live(key)?.value;
-    if (value instanceof Map) throw wrongType();
+    if (value !== undefined && typeof value !== "string") throw wrongType();
     return value ?? null;
   }
 
@@ -83,13 +83,13 @@ class MemoryStore implements ScriptHost {
     return Math.floor((performance.timeOrigin + performance.now()) * 1000);
   }
 
-  publish(channel: string): void {
-    for (const listener of this.#channels.get(channel) ?? []) queueMicrotask(listener);
+  publish(channel: string, message: string): void {
+    for (const listener of this.#channels.get(channel) ?? []) queueMicrotask(() => listener(message));
   }
 
-  subscribe(channel: string, listener: () => void): Unsubscribe {
+  subscribe(channel: string, listener: (message: string) => void): Unsubscribe {
     const listeners = this.#channels.get(channel) ?? new Set();
-    const entry = () => listener();
+    const entry = (message: string) => listener(message);
     listeners.add(entry);
     this.#channels.set(channel, listeners);
     return () => {
@@ -114,13 +114,34 @@ class MemoryStore implements ScriptHost {
   }
 
   hdel(key: string, field: string): void {
-    this.#hash(key)?.delete(field);
+    const hash = this.#hash(key);
+    if (hash?.delete(field) && hash.size === 0) this.#entries.delete(key);
   }
 
-  /** The hash under `key`, if any (WRONGTYPE for a string). */
+  rpush(key: string, value: string): void {
+    const list = this.#list(key);
+    if (list) list.push(value);
+    else this.#entries.set(key, { value: [value], expiresAt: Number.POSITIVE_INFINITY });
+  }
+
+  lpop(key: string): string | null {
+    const list = this.#list(key);
+    const first = list?.shift() ?? null;
+    if (list?.length === 0) this.#entries.delete(key);
+    return first;
+  }
+
+  /** The hash under `key`, if any (WRONGTYPE for another type). */
   #hash(key: string): Map<string, string> | undefined {
     const value = this.#live(key)?.value;
-    if (typeof value === "string") throw wrongType();
+    if (value !== undefined && !(value instanceof Map)) throw wrongType();
+    return value;
+  }
+
+  /** The list under `key`, if any (WRONGTYPE for another type). */
+  #list(key: string): string[] | undefined {
+    const value = this.#live(key)?.value;
+    if (value !== undefined && !Array.isArray(value)) throw wrongType();
     return value;
   }
 

@@ -26,7 +26,12 @@ export interface ScriptHost {
   hget(key: string, field: string): string | null;
   /** Sets fields of the hash at `key`, creating it without expiry if absent. */
   hset(key: string, fields: Readonly<Record<string, string>>): void;
+  /** Removes a field of the hash at `key`; a hash left empty is deleted, as Redis does. */
   hdel(key: string, field: string): void;
+  /** Appends to the list at `key`, creating it without expiry if absent. */
+  rpush(key: string, value: string): void;
+  /** Removes and returns the list's first element (null if none); an emptied list is deleted. */
+  lpop(key: string): string | null;
 }
 
 /**
@@ -77,9 +82,9 @@ export interface LockAdapter {
     args: readonly string[],
   ): Promise<unknown>;
   /**
-   * Calls `listener` whenever a message arrives on `channel` until the returned function is
+   * Calls `listener` with every message that arrives on `channel` until the returned function is
    * called. Resolves once the subscription is active. Transports without pub/sub omit this, and
    * waiters fall back to polling.
    */
-  subscribe?(channel: string, listener: () => void): Promise<Unsubscribe>;
+  subscribe?(channel: string, listener: (message: string) => void): Promise<Unsubscribe>;
 }

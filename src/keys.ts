@@ -1,13 +1,15 @@
 /**
- * How a caller's lock key maps to Redis names. Both keys of one lock carry the same hash tag, so
+ * How a caller's lock key maps to Redis names. All keys of one lock carry the same hash tag, so
  * every script touches a single slot and works on Redis Cluster:
  *
  * - `<prefix>:{<key>}`        the lock: holds the owner's token, with the lease as its TTL;
  * - `<prefix>:{<key>}:fence`  the fencing counter: the last fence minted for this key;
- * - `<prefix>:{<key>}:free`   the pub/sub channel a release announces itself on.
+ * - `<prefix>:{<key>}:queue`  the waiters' line: their tokens, oldest first;
+ * - `<prefix>:{<key>}:waiters` each waiting token's lease and the end of its wait;
+ * - `<prefix>:{<key>}:free`   the pub/sub channel on which a waiter is told it was handed the lock.
  *
  * Braces and `%` in the caller's key are percent-encoded, so a key can never choose its own hash
- * tag (which would split the two keys across slots or pile locks onto one slot).
+ * tag (which would split the keys across slots or pile locks onto one slot).
  *
  * @module
  */
@@ -20,13 +22,17 @@ export interface LockNames {
   readonly lock: string;
   /** The fencing counter's key. */
   readonly fence: string;
-  /** The channel a release is published on. */
+  /** The list of waiting tokens, oldest first. */
+  readonly queue: string;
+  /** The hash of waiting tokens to `"<ttl> <end of wait in µs>"`. */
+  readonly waiters: string;
+  /** The channel hand-offs are announced on. */
   readonly channel: string;
 }
 
 /**
  * Computes the Redis names of `key` under `prefix`. The key is checked as every lock key is (an
- * empty one would leave the hash tag empty, and Redis would hash the two keys apart).
+ * empty one would leave the hash tag empty, and Redis would hash the keys apart).
  *
  * @example
  * ```ts
@@ -35,7 +41,13 @@ export interface LockNames {
  */
 export function lockNames(prefix: string, key: string): LockNames {
   const lock = `${prefix}:{${escapeTag(checkKey(key))}}`;
-  return { lock, fence: `${lock}:fence`, channel: `${lock}:free` };
+  return {
+    lock,
+    fence: `${lock}:fence`,
+    queue: `${lock}:queue`,
+    waiters: `${lock}:waiters`,
+    channel: `${lock}:free`,
+  };
 }
 
 /** Percent-encodes the characters that would let a key escape its hash tag. */

@@ -23,8 +23,6 @@ export interface LeaseInit {
   /** The lease Redis granted, in ms from when the script ran. */
   readonly granted: number;
   readonly driftFactor: number;
-  /** Whether releases are announced to waiters (the transport supports pub/sub). */
-  readonly announce: boolean;
 }
 
 /** Extra validity safety for clock rate drift: `ttl × driftFactor + 2 ms`. */
@@ -66,7 +64,6 @@ export class Lease {
   readonly #ops: LockOperations;
   readonly #names: LockNames;
   readonly #driftFactor: number;
-  readonly #announce: boolean;
   readonly #controller = new AbortController();
   #deadline: number;
   #expiry: ReturnType<typeof setTimeout> | undefined;
@@ -82,7 +79,6 @@ export class Lease {
     this.signal = this.#controller.signal;
     this.#names = init.names;
     this.#driftFactor = init.driftFactor;
-    this.#announce = init.announce;
     this.#deadline = leaseDeadline(init.sentAt, init.granted, init.driftFactor);
     this.#armExpiry();
   }
@@ -135,7 +131,7 @@ export class Lease {
     this.#released = true;
     clearTimeout(this.#expiry);
     try {
-      return await this.#ops.release(this.key, this.#names, this.token, this.#announce);
+      return await this.#ops.release(this.key, this.#names, this.token);
     } catch (error) {
       this.#released = false;
       this.#armExpiry();

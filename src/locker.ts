@@ -6,7 +6,7 @@
  */
 
 import { abortable } from "./abortable.js";
-import type { LockAdapter, Unsubscribe } from "./adapter.js";
+import type { LockAdapter } from "./adapter.js";
 import { backoffDelay } from "./backoff.js";
 import { InvalidArgumentError, LockTimeoutError } from "./errors.js";
 import { type HoldOptions, hold } from "./hold.js";
@@ -14,8 +14,9 @@ import { type LockNames, lockNames } from "./keys.js";
 import { Lease, leaseDeadline } from "./lease.js";
 import { LockOperations } from "./operations.js";
 import { now, sleep } from "./time.js";
-import { newToken } from "./token.js";
+import { newToken, waiterId } from "./token.js";
 import { checkDuration, checkFunction, checkKey, checkSignal, MIN_TTL } from "./validate.js";
+import { WaitingRoom } from "./waiting-room.js";
 
 /** Options of {@link createLocker}. */
 export interface LockerOptions {
@@ -103,6 +104,8 @@ export class Locker {
   readonly #retryDelay: number;
   readonly #maxRetryDelay: number;
   readonly #driftFactor: number;
+  /** Where waiters hear of hand-offs; undefined when the transport has no pub/sub. */
+  readonly #room: WaitingRoom | undefined;
 
   /** @internal Use {@link createLocker}. */
   constructor(options: LockerOptions) {
@@ -115,6 +118,8 @@ export class Locker {
     this.#retryDelay = checkDuration(options.retryDelay ?? 50, "retryDelay", 1);
     this.#maxRetryDelay = checkDuration(options.maxRetryDelay ?? 1000, "maxRetryDelay", 1);
     this.#driftFactor = checkFraction(options.driftFactor ?? 0.01, "driftFactor");
+    const subscribe = adapter.subscribe?.bind(adapter);
+    this.#room = subscribe ? new WaitingRoom(subscribe) : undefined;
   }
 
   /**
@@ -233,91 +238,119 @@ export class Locker {
     return { ...state, ttl: state.held ? state.ttl : 0 };
   }
 
-  /** The waiting acquisition behind acquire, using and withLock, with checked arguments. */
+  /**
+   * The waiting acquisition behind acquire, using and withLock, with checked arguments.
+   *
+   * The first attempt is a plain try. If the lock is held and the transport has pub/sub, the
+   * waiter takes a seat in the lock's waiting room (subscribing if this locker is not already
+   * listening there) and joins the line in Redis with its next attempt; a release then hands the
+   * lock to the oldest waiter in the same script and announces it, and that waiter holds the lock
+   * without another round trip. A waiter that is never told (a lost message, a holder that died)
+   * still polls: at most every `maxRetryDelay` ms, and as soon as the holder's lease ends.
+   * Without pub/sub, waiters poll with full-jitter backoff.
+   */
   async #acquire(key: string, ttl: number, wait: WaitOptions): Promise<Lease> {
     const { timeout, signal, retryDelay } = wait;
     const names = lockNames(this.#prefix, key);
     const token = newToken(); // one token for every attempt: a retried attempt is idempotent
     const deadline = now() + timeout;
-    let listening: "not yet" | "yes" | "never" =
-      this.#ops.adapter.subscribe === undefined ? "never" : "not yet";
-    let unsubscribe: Unsubscribe | undefined;
-    let woken = false;
-    let nap: ReturnType<typeof sleep> | undefined;
+    const room = this.#room;
+    let seat = room?.seatIfOpen(names.channel, waiterId(token));
+    let queuedAt: number | undefined; // when the request that put this token in line was sent
+    let lease: Lease | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
         if (signal?.aborted) throw signal.reason;
-        const outcome = await abortable(this.#attempt(key, names, token, ttl), signal, (late) =>
+        const sentAt = now();
+        const line = seat ? Math.max(0, deadline - sentAt) : 0;
+        if (line > 0) queuedAt ??= sentAt;
+        const outcome = await abortable(this.#attempt(key, names, token, ttl, line), signal, (late) =>
           late.then((lease) => (lease instanceof Lease ? lease.release() : false)).catch(() => {}),
         );
-        if (outcome instanceof Lease) return outcome;
+        if (outcome instanceof Lease) return (lease = outcome);
         const remaining = deadline - now();
         if (remaining <= 0) throw new LockTimeoutError(key, timeout, attempt, outcome.holderTtl);
-        if (listening === "not yet") {
-          // Listen, then look again at once: the release may have come before the subscription.
-          unsubscribe = await this.#listen(names, () => {
-            woken = true;
-            nap?.wake();
-          });
-          listening = unsubscribe ? "yes" : "never";
-          continue;
+        if (room && !seat) {
+          // Listen, then look again at once (joining the line): the lock may be free by now.
+          seat = await room.join(names.channel, waiterId(token));
+          if (seat) continue;
         }
-        if (!woken) {
-          const delay = backoffDelay({
-            attempt,
-            base: retryDelay,
-            cap: this.#maxRetryDelay,
-            holderTtl: outcome.holderTtl,
-            remaining,
-            notified: listening === "yes",
-          });
-          nap = sleep(delay, signal);
-          await nap.done;
-          nap = undefined;
+        const delay = backoffDelay({
+          attempt,
+          base: retryDelay,
+          cap: this.#maxRetryDelay,
+          holderTtl: outcome.holderTtl,
+          remaining,
+          notified: seat !== undefined,
+        });
+        if (seat) await seat.wait(delay, signal);
+        else await sleep(delay, signal).done;
+        if (seat?.fence !== undefined && queuedAt !== undefined) {
+          lease = this.#handedOver(key, names, token, ttl, seat.fence, queuedAt);
+          if (lease) return lease;
+          seat.fence = undefined; // too little of the hand-off lease is known to be left: claim it
         }
-        woken = false;
       }
     } finally {
-      unsubscribe?.();
+      seat?.leave();
+      // Leave the line, or pass on a lock handed over too late.
+      if (queuedAt !== undefined && !lease) this.#ops.release(key, names, token).catch(() => {});
     }
   }
 
   /**
-   * Subscribes to the lock's release channel. Resolves `undefined` if that fails: the waiter then
-   * polls with jittered backoff, as it does over transports without pub/sub.
+   * The lease of a lock handed over to this waiter, which knows only that the hand-off came after
+   * its request to join the line was sent (`queuedAt`). If less than half the ttl is left by that
+   * reckoning, undefined: the next attempt then claims the lock with a fresh lease (or, if it
+   * expired meanwhile, joins the line again).
    */
-  async #listen(names: LockNames, listener: () => void): Promise<Unsubscribe | undefined> {
-    try {
-      return await this.#ops.adapter.subscribe?.(names.channel, listener);
-    } catch {
-      return undefined;
-    }
+  #handedOver(
+    key: string,
+    names: LockNames,
+    token: string,
+    ttl: number,
+    fence: number,
+    queuedAt: number,
+  ): Lease | undefined {
+    const left = leaseDeadline(queuedAt, ttl, this.#driftFactor) - now();
+    if (left < ttl / 2) return undefined;
+    return new Lease(this.#ops, {
+      key,
+      names,
+      token,
+      fence,
+      ttl,
+      sentAt: queuedAt,
+      granted: ttl,
+      driftFactor: this.#driftFactor,
+    });
   }
 
   /**
-   * One acquisition attempt. Returns the lease, or what the holder's lease has left. A lease that
-   * arrives with no validity left (the round trip took too long) is released and counts as not
-   * acquired. A failed request may still have taken the lock, so its token is released before
-   * the failure is reported: a lock is never left held by a caller who was told it failed.
+   * One acquisition attempt, joining the line for up to `line` ms if the lock is held. Returns the
+   * lease, or what the holder's lease has left. A lease that arrives with no validity left (the
+   * round trip took too long) is released and counts as not acquired. A failed request may still
+   * have taken the lock, so its token is released before the failure is reported: a lock is
+   * never left held by a caller who was told it failed.
    */
   async #attempt(
     key: string,
     names: LockNames,
     token: string,
     ttl: number,
+    line = 0,
   ): Promise<Lease | { holderTtl: number }> {
     const sentAt = now();
-    const announce = this.#ops.adapter.subscribe !== undefined;
     let reply: Awaited<ReturnType<LockOperations["acquire"]>>;
     try {
-      reply = await this.#ops.acquire(key, names, token, ttl);
+      reply = await this.#ops.acquire(key, names, token, ttl, line);
     } catch (error) {
-      this.#ops.release(key, names, token, announce).catch(() => {});
+      this.#ops.release(key, names, token).catch(() => {});
       throw error;
     }
     if (!reply.acquired) return { holderTtl: reply.holderTtl };
     if (leaseDeadline(sentAt, reply.ttl, this.#driftFactor) <= now()) {
-      await this.#ops.release(key, names, token, announce).catch(() => false);
+      await this.#ops.release(key, names, token).catch(() => false);
       return { holderTtl: -1 };
     }
     return new Lease(this.#ops, {
@@ -329,7 +362,6 @@ export class Locker {
       sentAt,
       granted: reply.ttl,
       driftFactor: this.#driftFactor,
-      announce,
     });
   }
 

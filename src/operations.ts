@@ -41,37 +41,50 @@ export class LockOperations {
     private readonly retries: number,
   ) {}
 
-  /** One acquire attempt for `token`. */
-  async acquire(key: string, names: LockNames, token: string, ttl: number): Promise<AcquireReply> {
-    const args = [token, String(ttl), String(Math.max(ttl, FENCE_RETENTION))];
-    const [status = 0, fence = 0, pttl = 0] = await this.run(acquireScript, 3, key, names, args);
+  /**
+   * One acquire attempt for `token`. With `wait` > 0 (ms), a token that finds the lock held joins
+   * the line of waiters, and is later handed the lock and told so on the lock's channel.
+   */
+  async acquire(
+    key: string,
+    names: LockNames,
+    token: string,
+    ttl: number,
+    wait = 0,
+  ): Promise<AcquireReply> {
+    const args = [...handOffArgs(names, token, ttl), String(ttl), String(Math.ceil(wait))];
+    const reply = await this.run(acquireScript, 3, key, lineKeys(names), args);
+    const [status = 0, fence = 0, pttl = 0] = reply;
     if (status === 0) return { acquired: false, holderTtl: pttl };
     return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
   }
 
-  /** Deletes the lock if `token` holds it; true if this call released it. */
-  async release(key: string, names: LockNames, token: string, announce: boolean): Promise<boolean> {
-    const args = [token, announce ? names.channel : ""];
-    const [released] = await this.run(releaseScript, 1, key, names, args);
+  /**
+   * Deletes the lock if `token` holds it and hands it to the oldest waiter; true if this call
+   * released it. A token that is only waiting leaves the line.
+   */
+  async release(key: string, names: LockNames, token: string): Promise<boolean> {
+    const args = handOffArgs(names, token, 0);
+    const [released] = await this.run(releaseScript, 1, key, lineKeys(names), args);
     return released === 1;
   }
 
   /** Renews the lease of `token` to `ttl` ms from now; false if `token` does not hold the lock. */
   async extend(key: string, names: LockNames, token: string, ttl: number): Promise<boolean> {
     const args = [token, String(ttl), String(Math.max(ttl, FENCE_RETENTION))];
-    const [extended] = await this.run(extendScript, 1, key, names, args);
+    const [extended] = await this.run(extendScript, 1, key, [names.lock, names.fence], args);
     return extended === 1;
   }
 
   /** Reads the lock's state; `token` (optional) is compared with the holder's. */
   async inspect(key: string, names: LockNames, token = ""): Promise<InspectReply> {
-    const reply = await this.run(inspectScript, 4, key, names, [token]);
+    const reply = await this.run(inspectScript, 4, key, [names.lock, names.fence], [token]);
     const [held = 0, ttl = -2, fence = 0, mine = 0] = reply;
     return { held: held === 1, ttl, fence, mine: mine === 1 };
   }
 
   /**
-   * Runs a script on the lock's keys and reads its reply of `length` integers, retrying failures
+   * Runs a script on `keys` and reads its reply of `length` integers, retrying failures
    * `retries` times with the same arguments. A reply of the wrong shape is a failure too: a
    * transport that mangles replies must not be mistaken for an answer. The final failure is a
    * {@link LockUnavailableError} whose message never shows the token (`args[0]`).
@@ -80,10 +93,9 @@ export class LockOperations {
     script: LockScript,
     length: number,
     key: string,
-    names: LockNames,
+    keys: string[],
     args: string[],
   ): Promise<number[]> {
-    const keys = [names.lock, names.fence];
     try {
       return await retried(this.retries, async () =>
         integers(await this.adapter.evalScript(script, keys, args), length),
@@ -92,6 +104,16 @@ export class LockOperations {
       throw new LockUnavailableError(script.name, key, error, args[0]);
     }
   }
+}
+
+/** The keys of the acquire and release scripts: the lock, its counter and its line of waiters. */
+function lineKeys(names: LockNames): string[] {
+  return [names.lock, names.fence, names.queue, names.waiters];
+}
+
+/** The arguments the hand-off needs: the caller's token, the channel, the counter's retention. */
+function handOffArgs(names: LockNames, token: string, ttl: number): string[] {
+  return [token, names.channel, String(Math.max(ttl, FENCE_RETENTION))];
 }
 
 /** The reply as `length` integers (a bare integer counts as a list of one). */

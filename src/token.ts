@@ -5,22 +5,46 @@
  * @module
  */
 
-/** Bytes of randomness in a token: 160 bits, as the Redis documentation suggests. */
-const TOKEN_BYTES = 20;
+/** Bytes of randomness in a token: 216 bits, of which the first 72 also name it publicly. */
+const TOKEN_BYTES = 27;
+
+/** Characters after `"el1."` that form a token's public waiter id (72 of its bits). */
+const ID_LENGTH = 12;
+
+/** Random bytes drawn 64 tokens at a time (one `getRandomValues` call per 64 tokens); each byte is used once. */
+const pool = new Uint8Array(TOKEN_BYTES * 64);
+let used = pool.length;
 
 /**
- * Draws a fresh token: `"el1."` followed by 160 random bits from `crypto.getRandomValues`, in
+ * Draws a fresh token: `"el1."` followed by 216 random bits from `crypto.getRandomValues`, in
  * base64url. The prefix keeps it from parsing as JSON, so REST clients that JSON-parse replies
  * cannot turn it into a number or boolean.
  *
  * @example
  * ```ts
- * newToken(); // "el1.q8Jx0V2d6S9lH3r0yF0w6t1bX7o"
+ * newToken(); // "el1.q8Jx0V2d6S9lH3r0yF0w6t1bX7oaZ9kLm2Qe"
  * ```
  */
 export function newToken(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
+  if (used === pool.length) {
+    globalThis.crypto.getRandomValues(pool);
+    used = 0;
+  }
   let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return `el1.${btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")}`;
+  for (const end = used + TOKEN_BYTES; used < end; used++) binary += String.fromCharCode(pool[used] as number);
+  return `el1.${btoa(binary).replaceAll("+", "-").replaceAll("/", "_")}`;
+}
+
+/**
+ * The public part of a token that names its waiter when the lock is handed over (the hand-off
+ * script announces `string.sub(token, 5, 16)`). The other 144 bits stay secret, so the
+ * announcement cannot be used to release or extend the lock.
+ *
+ * @example
+ * ```ts
+ * waiterId("el1.q8Jx0V2d6S9lH3r0yF0w6t1bX7oaZ9kLm2Qe"); // "q8Jx0V2d6S9l"
+ * ```
+ */
+export function waiterId(token: string): string {
+  return token.slice(4, 4 + ID_LENGTH);
 }

@@ -1,64 +1,91 @@
 /**
- * The acquire script: take a free lock, or confirm a lock this token already holds, minting the
- * fencing token in the same atomic step.
+ * The acquire script: take a free lock, confirm a lock this token already holds, or join the
+ * line of waiters — minting the fencing token in the same atomic step.
  *
  * @module
  */
 
 import type { LockScript, ScriptEmulation } from "../adapter.js";
+import { emulateHandOff, emulateMint, handOffLua } from "./hand-off.js";
 
 /**
- * KEYS[1] the lock, KEYS[2] its fencing counter (same hash slot).
- * ARGV[1] the token, ARGV[2] the lease in ms, ARGV[3] how long to keep the counter, in ms.
+ * KEYS and ARGV[1..3] as in the hand-off (see `hand-off.ts`); ARGV[4] the lease in ms, ARGV[5]
+ * how long the caller will wait in ms ('0': it will not, so it does not join the line).
  *
  * Returns `{status, fence, pttl}`:
  * - `{1, fence, ttl}`: acquired; `fence` is greater than every fence minted before for this key;
- * - `{2, fence, ttl}`: this token already held it (a retried request): lease renewed, same fence;
- * - `{0, 0, pttl}`: another token holds it for `pttl` more ms (-1: the key has no expiry).
+ * - `{2, fence, ttl}`: this token already held it (a retried request, or a waiter claiming the
+ *   lock it was handed): lease renewed, same fence;
+ * - `{0, 0, pttl}`: another token holds it for `pttl` more ms (-1: the key has no expiry); a
+ *   caller that will wait is now in line (once; a retry keeps its place).
  *
- * The fence is `max(counter + 1, now in µs)`: if Redis loses the counter (a restart without
- * persistence, a failover), the server clock still keeps fences increasing.
+ * A free lock goes first to the oldest waiter still waiting, so a newcomer never overtakes the
+ * line; with nobody waiting, the caller takes it.
  */
-const lua = `local holder = redis.call('GET', KEYS[1])
+const lua = `${handOffLua}local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  return {2, tonumber(redis.call('GET', KEYS[2])) or 0, tonumber(ARGV[2])}
+  return {2, tonumber(redis.call('GET', KEYS[2])) or 0, tonumber(ARGV[4])}
 end
-if holder then
-  return {0, 0, redis.call('PTTL', KEYS[1])}
+if not holder then
+  local token, fence, ttl = handoff()
+  if not token then
+    fence = mint()
+    grant(ARGV[1], ARGV[4], fence)
+    return {1, fence, tonumber(ARGV[4])}
+  end
+  if token == ARGV[1] then return {1, fence, ttl} end
 end
-local now = redis.call('TIME')
-local fence = (tonumber(redis.call('GET', KEYS[2])) or 0) + 1
-local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
-if clock > fence then fence = clock end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], string.format('%d', fence), 'PX', ARGV[3])
-return {1, fence, tonumber(ARGV[2])}
+if ARGV[5] ~= '0' then
+  local now = redis.call('TIME')
+  local ends = tonumber(now[1]) * 1000000 + tonumber(now[2]) + tonumber(ARGV[5]) * 1000
+  if redis.call('HSET', KEYS[4], ARGV[1], ARGV[4] .. ' ' .. string.format('%d', ends)) == 1 then
+    redis.call('RPUSH', KEYS[3], ARGV[1])
+  end
+  if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
+    redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  end
+end
+return {0, 0, redis.call('PTTL', KEYS[1])}
 `;
 
-/** Acquires a lock or renews this token's hold on it; see the Lua above for the reply. */
+/** Acquires a lock, renews this token's hold on it, or queues for it; see the Lua above. */
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "17496e6f3316f6e3500e473d8309ca6225b9bc8d",
+  sha1: "3f32939d96ca3693a874cc0d646b037f839d389c",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
-export const emulateAcquire: ScriptEmulation = (
-  host,
-  [lock = "", fence = ""],
-  [token = "", ttl = "", retention = ""],
-) => {
+export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
+  const [lock = "", fence = "", queue = "", waiters = ""] = keys;
+  const [token = "", , retention = "", ttl = "", wait = ""] = args;
   const holder = host.get(lock);
   if (holder === token) {
     host.pexpire(lock, Number(ttl));
     host.pexpire(fence, Number(retention));
     return [2, Number(host.get(fence) ?? 0), Number(ttl)];
   }
-  if (holder !== null) return [0, 0, host.pttl(lock)];
-  const minted = Math.max(Number(host.get(fence) ?? 0) + 1, host.timeMicros());
-  host.set(lock, token, Number(ttl));
-  host.set(fence, String(minted), Number(retention));
-  return [1, minted, Number(ttl)];
+  if (holder === null) {
+    const handed = emulateHandOff(host, keys, args);
+    if (!handed) {
+      const minted = emulateMint(host, fence);
+      host.set(lock, token, Number(ttl));
+      host.set(fence, String(minted), Number(retention));
+      return [1, minted, Number(ttl)];
+    }
+    if (handed[0] === token) return [1, handed[1], handed[2]];
+  }
+  if (wait !== "0") {
+    const ends = host.timeMicros() + Number(wait) * 1000;
+    if (host.hget(waiters, token) === null) host.rpush(queue, token);
+    host.hset(waiters, { [token]: `${ttl} ${ends}` });
+    if (host.pttl(queue) < Number(wait)) {
+      host.pexpire(queue, Number(wait));
+      host.pexpire(waiters, Number(wait));
+    }
+  }
+  return [0, 0, host.pttl(lock)];
 };

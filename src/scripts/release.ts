@@ -1,33 +1,43 @@
 /**
- * The release script: delete the lock only if this token holds it, and wake the waiters.
+ * The release script: delete the lock only if this token holds it, and hand it to the oldest
+ * waiter; for a token that does not hold it, leave the line instead.
  *
  * @module
  */
 
 import type { LockScript, ScriptEmulation } from "../adapter.js";
+import { emulateHandOff, handOffLua } from "./hand-off.js";
 
 /**
- * KEYS[1] the lock. ARGV[1] the token, ARGV[2] the channel to announce the release on ('' for
- * none). Returns 1 if this call released the lock, 0 if the token did not hold it (it expired or
- * someone else holds it now).
+ * KEYS and ARGV as in the hand-off (see `hand-off.ts`). Returns 1 if this call released the lock,
+ * 0 if the token did not hold it (it expired, someone else holds it now, or the token was only
+ * waiting — it is then out of the line, so a waiter that gives up calls this too).
  */
-const lua = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+const lua = `${handOffLua}if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  return 0
+end
 redis.call('DEL', KEYS[1])
-if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '1') end
+handoff()
 return 1
 `;
 
-/** Releases a lock held by a token; see the Lua above for the reply. */
+/** Releases a lock held by a token, or takes a waiting token out of line; see the Lua above. */
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "3d20644120d57f075c0e2adf85999c267037abbe",
+  sha1: "b8de217d3e6f3bd47b61dcaae7a2370b8fb98ea1",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
-export const emulateRelease: ScriptEmulation = (host, [lock = ""], [token = "", channel = ""]) => {
-  if (host.get(lock) !== token) return 0;
+export const emulateRelease: ScriptEmulation = (host, keys, args) => {
+  const [lock = "", , , waiters = ""] = keys;
+  const [token = ""] = args;
+  if (host.get(lock) !== token) {
+    host.hdel(waiters, token);
+    return 0;
+  }
   host.del(lock);
-  if (channel !== "") host.publish(channel, "1");
+  emulateHandOff(host, keys, args);
   return 1;
 };

@@ -128,8 +128,8 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
 
     it("answers a retried acquire with the same token idempotently, with the same fence", async () => {
       const names = lockNames(`t${run}`, "retry");
-      const keys = [names.lock, names.fence];
-      const args = ["el1.retried-token", "2000", String(FENCE_RETENTION)];
+      const keys = [names.lock, names.fence, names.queue, names.waiters];
+      const args = ["el1.retried-token", names.channel, String(FENCE_RETENTION), "2000", "0"];
       const [status, fence] = (await target.adapter.evalScript(
         acquireScript,
         keys,
@@ -138,12 +138,12 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
       expect(status).toBe(1);
       const again = (await target.adapter.evalScript(acquireScript, keys, args)) as number[];
       expect(again).toEqual([2, fence, 2000]);
-      const other = ["el1.other-token", "2000", String(FENCE_RETENTION)];
+      const other = ["el1.other-token", ...args.slice(1)];
       const refused = (await target.adapter.evalScript(acquireScript, keys, other)) as number[];
       expect(refused[0]).toBe(0);
       expect(refused[2]).toBeGreaterThan(0);
       expect(
-        await target.adapter.evalScript(releaseScript, [names.lock], [args[0] ?? "", ""]),
+        await target.adapter.evalScript(releaseScript, keys, args.slice(0, 3)),
       ).toBe(1);
     });
 

@@ -61,7 +61,10 @@ export function record(inner: LockAdapter, around: Around = (_call, run) => run(
       }
     },
     ...(subscribe && {
-      subscribe: async (channel: string, listener: () => void): Promise<Unsubscribe> => {
+      subscribe: async (
+        channel: string,
+        listener: (message: string) => void,
+      ): Promise<Unsubscribe> => {
         subscriptions.push(channel);
         const unsubscribe = await subscribe(channel, listener);
         active++;

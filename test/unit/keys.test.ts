@@ -87,10 +87,12 @@ describe("the key-slot function itself", () => {
 });
 
 describe("lockNames", () => {
-  it("names the lock, its fence and its channel", () => {
+  it("names the lock, its fence, its line of waiters and its channel", () => {
     expect(lockNames("edgelock", "order:42")).toEqual({
       lock: "edgelock:{order:42}",
       fence: "edgelock:{order:42}:fence",
+      queue: "edgelock:{order:42}:queue",
+      waiters: "edgelock:{order:42}:waiters",
       channel: "edgelock:{order:42}:free",
     });
   });
@@ -106,11 +108,13 @@ describe("lockNames", () => {
   });
 
   it.each(TRICKY.map((key) => [JSON.stringify(key).slice(0, 30), key]))(
-    "%s: lock and fence share a slot, and the tag is the whole escaped key",
+    "%s: all of a lock's keys share a slot, and the tag is the whole escaped key",
     (_label, key) => {
       for (const prefix of PREFIXES) {
         const names = lockNames(prefix, key);
         expect(keySlot(names.fence)).toBe(keySlot(names.lock));
+        expect(keySlot(names.queue)).toBe(keySlot(names.lock));
+        expect(keySlot(names.waiters)).toBe(keySlot(names.lock));
         const tag = tagOf(names.lock);
         expect(tag).toBeDefined();
         expect(unescapeTag(tag ?? "")).toBe(key);
@@ -144,6 +148,8 @@ describe("lockNames", () => {
         (key, prefix) => {
           const names = lockNames(prefix, key);
           expect(keySlot(names.fence)).toBe(keySlot(names.lock));
+        expect(keySlot(names.queue)).toBe(keySlot(names.lock));
+        expect(keySlot(names.waiters)).toBe(keySlot(names.lock));
           expect(keySlot(names.lock)).toBe(
             crc16(new TextEncoder().encode(tagOf(names.lock))) % 16384,
           );

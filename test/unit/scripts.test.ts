@@ -43,7 +43,7 @@ describe("script hashes", () => {
 });
 
 interface Entry {
-  value: string;
+  value: string | Map<string, string> | string[];
   expiresAt: number;
 }
 
@@ -66,7 +66,9 @@ class FakeHost implements ScriptHost {
 
   get(key: string): string | null {
     this.log.push(`get ${key}`);
-    return this.#live(key)?.value ?? null;
+    const value = this.#live(key)?.value;
+    if (value !== undefined && typeof value !== "string") throw new Error("WRONGTYPE");
+    return value ?? null;
   }
   set(key: string, value: string, ttl: number): void {
     this.log.push(`set ${key} ${value} ${ttl}`);
@@ -95,15 +97,38 @@ class FakeHost implements ScriptHost {
   publish(channel: string, message: string): void {
     this.published.push([channel, message]);
   }
-  /** The lock scripts use strings only: any hash command is a bug in them. */
-  hget(key: string): string | null {
-    throw new Error(`the lock scripts must not read a hash (${key})`);
+  hget(key: string, field: string): string | null {
+    this.log.push(`hget ${key} ${field}`);
+    return this.#hash(key)?.get(field) ?? null;
   }
-  hset(key: string): void {
-    throw new Error(`the lock scripts must not write a hash (${key})`);
+  hset(key: string, fields: Readonly<Record<string, string>>): void {
+    this.log.push(`hset ${key}`);
+    const hash = this.#hash(key) ?? new Map<string, string>();
+    for (const [field, value] of Object.entries(fields)) hash.set(field, value);
+    if (!this.entries.has(key)) this.entries.set(key, { value: hash, expiresAt: Infinity });
   }
-  hdel(key: string): void {
-    throw new Error(`the lock scripts must not write a hash (${key})`);
+  hdel(key: string, field: string): void {
+    this.log.push(`hdel ${key} ${field}`);
+    const hash = this.#hash(key);
+    if (hash?.delete(field) && hash.size === 0) this.entries.delete(key);
+  }
+  rpush(key: string, value: string): void {
+    this.log.push(`rpush ${key} ${value}`);
+    const list = this.#live(key)?.value;
+    if (Array.isArray(list)) list.push(value);
+    else this.entries.set(key, { value: [value], expiresAt: Infinity });
+  }
+  lpop(key: string): string | null {
+    this.log.push(`lpop ${key}`);
+    const list = this.#live(key)?.value;
+    if (!Array.isArray(list)) return null;
+    const first = list.shift() ?? null;
+    if (list.length === 0) this.entries.delete(key);
+    return first;
+  }
+  #hash(key: string): Map<string, string> | undefined {
+    const value = this.#live(key)?.value;
+    return value instanceof Map ? value : undefined;
   }
 
   /** Test-side helpers (not logged). */
@@ -111,20 +136,29 @@ class FakeHost implements ScriptHost {
     this.entries.set(key, { value, expiresAt: this.now + ttl });
   }
   value(key: string): string | undefined {
-    return this.#live(key)?.value;
+    const value = this.#live(key)?.value;
+    return typeof value === "string" ? value : undefined;
+  }
+  line(): string[] {
+    const value = this.#live(QUEUE)?.value;
+    return Array.isArray(value) ? [...value] : [];
   }
   ttl(key: string): number | undefined {
     const entry = this.#live(key);
     return entry && entry.expiresAt - this.now;
   }
   snapshot(): string {
-    return JSON.stringify([...this.entries.entries()].sort());
+    const plain = (value: Entry["value"]) => (value instanceof Map ? [...value] : value);
+    return JSON.stringify([...this.entries].map(([k, e]) => [k, plain(e.value), e.expiresAt]).sort());
   }
 }
 
 const LOCK = "p:{k}";
 const FENCE = "p:{k}:fence";
+const QUEUE = "p:{k}:queue";
+const WAITERS = "p:{k}:waiters";
 const CHANNEL = "p:{k}:free";
+const KEYS = [LOCK, FENCE, QUEUE, WAITERS];
 const RETENTION = 604_800_000;
 
 let host: FakeHost;
@@ -132,8 +166,13 @@ beforeEach(() => {
   host = new FakeHost();
 });
 
-function acquire(token: string, ttl: number, retention = RETENTION): unknown {
-  return emulationOf(acquireScript)(host, [LOCK, FENCE], [token, String(ttl), String(retention)]);
+function acquire(token: string, ttl: number, retention = RETENTION, wait = 0): unknown {
+  const args = [token, CHANNEL, String(retention), String(ttl), String(wait)];
+  return emulationOf(acquireScript)(host, KEYS, args);
+}
+
+function release(token: string): unknown {
+  return emulationOf(releaseScript)(host, KEYS, [token, CHANNEL, String(RETENTION)]);
 }
 
 describe("acquire emulate", () => {
@@ -203,41 +242,96 @@ describe("acquire emulate", () => {
 });
 
 describe("release emulate", () => {
-  function release(token: string, channel: string): unknown {
-    return emulationOf(releaseScript)(host, [LOCK, FENCE], [token, channel]);
-  }
-
-  it("deletes the holder's lock, returns 1 and publishes once on the channel", () => {
+  it("deletes the holder's lock and returns 1; with nobody waiting nothing is published", () => {
     host.micros = 1;
     acquire("t1", 1_000);
-    expect(release("t1", CHANNEL)).toBe(1);
+    expect(release("t1")).toBe(1);
     expect(host.value(LOCK)).toBeUndefined();
     expect(host.value(FENCE)).toBe("1"); // the counter survives the release
-    expect(host.published).toEqual([[CHANNEL, "1"]]);
-  });
-
-  it("does not publish when the channel is empty", () => {
-    acquire("t1", 1_000);
-    expect(release("t1", "")).toBe(1);
-    expect(host.value(LOCK)).toBeUndefined();
     expect(host.published).toEqual([]);
   });
 
   it("returns 0 for another token: the lock stays and nothing is published", () => {
     acquire("t1", 1_000);
     const before = host.snapshot();
-    expect(release("t2", CHANNEL)).toBe(0);
+    expect(release("t2")).toBe(0);
     expect(host.snapshot()).toBe(before);
     expect(host.published).toEqual([]);
   });
 
   it("returns 0 for a missing or expired lock without publishing", () => {
-    expect(release("t1", CHANNEL)).toBe(0);
+    expect(release("t1")).toBe(0);
     acquire("t1", 100);
     host.now += 100;
-    expect(release("t1", CHANNEL)).toBe(0);
+    expect(release("t1")).toBe(0);
     expect(host.published).toEqual([]);
     expect(host.log.some((command) => command.startsWith("del"))).toBe(false);
+  });
+});
+
+describe("hand-off emulate", () => {
+  const A = "el1.AAAAAAAAAAAAsecret-a";
+  const B = "el1.BBBBBBBBBBBBsecret-b";
+
+  it("a waiter that will wait joins the line once, with its ttl and the end of its wait", () => {
+    host.micros = 1_000;
+    acquire("holder", 1_000);
+    expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([0, 0, 1_000]);
+    expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([0, 0, 1_000]); // a retry keeps its place
+    expect(host.line()).toEqual([A]);
+    expect(host.ttl(QUEUE)).toBe(5_000);
+    expect(host.ttl(WAITERS)).toBe(5_000);
+  });
+
+  it("a caller that will not wait stays out of the line", () => {
+    acquire("holder", 1_000);
+    expect(acquire(A, 2_000)).toEqual([0, 0, 1_000]);
+    expect(host.line()).toEqual([]);
+  });
+
+  it("release hands the lock to the oldest waiter with its own ttl and a new fence, and names it", () => {
+    host.micros = 1_000;
+    acquire("holder", 1_000);
+    acquire(A, 2_000, RETENTION, 5_000);
+    acquire(B, 3_000, RETENTION, 5_000);
+    host.micros = 2_000;
+    expect(release("holder")).toBe(1);
+    expect(host.value(LOCK)).toBe(A);
+    expect(host.ttl(LOCK)).toBe(2_000);
+    expect(host.value(FENCE)).toBe("2000");
+    expect(host.published).toEqual([[CHANNEL, "AAAAAAAAAAAA 2000"]]);
+    expect(host.line()).toEqual([B]);
+    expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([2, 2_000, 2_000]); // the claim
+  });
+
+  it("skips waiters whose wait ended or who left the line", () => {
+    host.micros = 1_000;
+    acquire("holder", 1_000);
+    acquire(A, 2_000, RETENTION, 1); // waits 1 ms: 1,000 µs
+    acquire("gone", 2_000, RETENTION, 5_000);
+    acquire(B, 2_000, RETENTION, 5_000);
+    expect(release("gone")).toBe(0); // a waiter giving up leaves the line
+    host.micros = 2_000;
+    release("holder");
+    expect(host.value(LOCK)).toBe(B);
+    expect(host.published).toEqual([[CHANNEL, "BBBBBBBBBBBB 2000"]]);
+    expect(host.line()).toEqual([]);
+  });
+
+  it("a free lock goes to the head of the line, not to a newcomer; the head takes it itself", () => {
+    host.micros = 1_000;
+    acquire("holder", 100);
+    acquire(A, 2_000, RETENTION, 5_000);
+    acquire(B, 2_000, RETENTION, 5_000);
+    host.now += 100; // the holder's lease ran out: nobody released
+    host.micros = 3_000;
+    expect(acquire("newcomer", 2_000)).toEqual([0, 0, 2_000]);
+    expect(host.value(LOCK)).toBe(A);
+    expect(host.published).toEqual([[CHANNEL, "AAAAAAAAAAAA 3000"]]);
+    host.now += 2_000;
+    host.micros = 4_000;
+    expect(acquire(B, 2_000, RETENTION, 5_000)).toEqual([1, 4_000, 2_000]);
+    expect(host.published).toHaveLength(1); // the head that takes it is not told
   });
 });
 
@@ -292,7 +386,7 @@ describe("inspect emulate", () => {
   it("free after a release: {0, -2, lastFence, 0}", () => {
     host.micros = 77;
     acquire("t1", 1_000);
-    emulationOf(releaseScript)(host, [LOCK, FENCE], ["t1", ""]);
+    release("t1");
     expect(inspect("t1")).toEqual([0, -2, 77, 0]);
   });
 

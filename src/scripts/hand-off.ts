@@ -1,0 +1,83 @@
+/**
+ * The hand-off: the Lua shared by the acquire and release scripts that gives a free lock to the
+ * oldest waiter still waiting, mints its fence and tells it, all inside the script that freed
+ * or found the lock free. Waiters thus get the lock in arrival order, and a release costs the
+ * next holder no round trip at all.
+ *
+ * Both scripts take KEYS[1] the lock, KEYS[2] its fencing counter, KEYS[3] the waiters' queue (a
+ * list of tokens), KEYS[4] the waiters' hash (token → `"<ttl ms> <end of wait, µs>"`), and
+ * ARGV[1] the caller's token, ARGV[2] the channel, ARGV[3] how long to keep the counter, in ms.
+ *
+ * @module
+ */
+
+import type { ScriptHost } from "../adapter.js";
+
+/**
+ * `mint()` returns a fence above every earlier one — `max(counter + 1, server time in µs)`, so a
+ * counter lost with a restart cannot send fences backwards — and the server time. `grant()` sets
+ * the lock and counter. `handoff()` pops waiters until one whose wait has not ended, grants it the
+ * lock with its own lease and publishes `"<waiter id> <fence>"` (the id is the token's first
+ * 72 bits; the rest stays secret), unless the waiter is the caller. It returns that waiter's
+ * token, fence and lease, or nil when nobody is waiting.
+ */
+export const handOffLua = `local function mint()
+  local now = redis.call('TIME')
+  local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local fence = (tonumber(redis.call('GET', KEYS[2])) or 0) + 1
+  if clock > fence then fence = clock end
+  return fence, clock
+end
+local function grant(token, ttl, fence)
+  redis.call('SET', KEYS[1], token, 'PX', ttl)
+  redis.call('SET', KEYS[2], string.format('%d', fence), 'PX', ARGV[3])
+end
+local function handoff()
+  while true do
+    local token = redis.call('LPOP', KEYS[3])
+    if not token then return nil end
+    local entry = redis.call('HGET', KEYS[4], token)
+    if entry then
+      redis.call('HDEL', KEYS[4], token)
+      local ttl, ends = string.match(entry, '(%d+) (%d+)')
+      local fence, clock = mint()
+      if tonumber(ends) > clock then
+        grant(token, ttl, fence)
+        if token ~= ARGV[1] then
+          redis.call('PUBLISH', ARGV[2], string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence))
+        end
+        return token, fence, tonumber(ttl)
+      end
+    end
+  end
+end
+`;
+
+/** What {@link emulateHandOff} granted: the waiter's token, fence and lease. */
+export type HandOff = [token: string, fence: number, ttl: number];
+
+/** `mint()` over the in-memory store. */
+export function emulateMint(host: ScriptHost, fenceKey: string): number {
+  return Math.max(Number(host.get(fenceKey) ?? 0) + 1, host.timeMicros());
+}
+
+/** `handoff()` over the in-memory store, with the same keys and arguments as the Lua. */
+export function emulateHandOff(
+  host: ScriptHost,
+  [lock = "", fence = "", queue = "", waiters = ""]: readonly string[],
+  [caller = "", channel = "", retention = ""]: readonly string[],
+): HandOff | undefined {
+  for (let token = host.lpop(queue); token !== null; token = host.lpop(queue)) {
+    const entry = host.hget(waiters, token);
+    if (entry === null) continue;
+    host.hdel(waiters, token);
+    const [ttl = 0, ends = 0] = entry.split(" ").map(Number);
+    const minted = emulateMint(host, fence);
+    if (ends <= host.timeMicros()) continue;
+    host.set(lock, token, ttl);
+    host.set(fence, String(minted), Number(retention));
+    if (token !== caller) host.publish(channel, `${token.slice(4, 16)} ${minted}`);
+    return [token, minted, ttl];
+  }
+  return undefined;
+}
