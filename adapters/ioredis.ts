@@ -40,6 +40,7 @@ export interface IoredisSubscriber {
   subscribe(channel: string): Promise<unknown>;
   unsubscribe(channel: string): Promise<unknown>;
   on(event: "message", listener: (channel: string, message: string) => void): unknown;
+  on(event: "ready", listener: () => void): unknown;
   on(event: "error", listener: (error: Error) => void): unknown;
   disconnect(): void;
 }
@@ -142,7 +143,7 @@ function replicated(
 /**
  * Shares one subscriber connection among all listeners of one client. The connection opens with
  * the first listener and closes when the last one leaves, so no idle socket keeps the process
- * alive.
+ * alive. After a reconnection, listeners get an empty message: announcements may have been lost.
  */
 class SubscriptionHub {
   readonly #client: IoredisClient;
@@ -186,11 +187,28 @@ class SubscriptionHub {
     if (this.#connection) return this.#connection;
     const connection = this.#client.duplicate();
     connection.on("error", () => {}); // reconnects are ioredis's job; waiters fall back to polling
-    connection.on("message", (channel, message) => {
-      for (const listener of this.#listeners.get(channel) ?? []) listener(message);
+    connection.on("message", (channel, message) => this.#deliver(channel, message));
+    let connected = false;
+    connection.on("ready", () => {
+      if (!connected) {
+        connected = true;
+        return;
+      }
+      // Reconnected: announcements sent meanwhile are lost. Once ioredis has subscribed again (a
+      // SUBSCRIBE sent now is answered after its own), tell each listener to look for itself.
+      for (const channel of this.#listeners.keys()) {
+        connection.subscribe(channel).then(
+          () => this.#deliver(channel, ""),
+          () => {},
+        );
+      }
     });
     this.#connection = connection;
     return connection;
+  }
+
+  #deliver(channel: string, message: string): void {
+    for (const listener of this.#listeners.get(channel) ?? []) listener(message);
   }
 
   #remove(channel: string, entry: (message: string) => void): void {

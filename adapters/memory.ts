@@ -84,7 +84,8 @@ class MemoryStore implements ScriptHost {
   }
 
   publish(channel: string, message: string): void {
-    for (const listener of this.#channels.get(channel) ?? []) queueMicrotask(() => listener(message));
+    for (const listener of this.#channels.get(channel) ?? [])
+      queueMicrotask(() => listener(message));
   }
 
   subscribe(channel: string, listener: (message: string) => void): Unsubscribe {

@@ -83,8 +83,9 @@ export interface LockAdapter {
   ): Promise<unknown>;
   /**
    * Calls `listener` with every message that arrives on `channel` until the returned function is
-   * called. Resolves once the subscription is active. Transports without pub/sub omit this, and
-   * waiters fall back to polling.
+   * called, and with an empty message after the subscription was interrupted and re-established
+   * (messages may have been lost meanwhile). Resolves once the subscription is active. Transports
+   * without pub/sub omit this, and waiters fall back to polling.
    */
   subscribe?(channel: string, listener: (message: string) => void): Promise<Unsubscribe>;
 }

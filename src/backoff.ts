@@ -16,14 +16,14 @@ export interface BackoffInput {
   holderTtl: number;
   /** Time left before the caller's deadline, in ms. */
   remaining: number;
-  /** True when a release notification will wake the waiter, so no jitter is needed to poll. */
+  /** True when a hand-off announcement will wake the waiter, and its room polls for it. */
   notified: boolean;
 }
 
 /**
  * Exponential backoff with full jitter, but never past the holder's remaining lease (the lock is
- * free then) nor past the deadline. When releases are announced, the waiter sleeps until the
- * lease ends (or the cap, as a fallback poll) and relies on the announcement to wake earlier.
+ * free then) nor past the deadline. A waiter told of hand-offs sleeps until the lease ends (or
+ * its deadline), relying on the announcement, or on its waiting room, to wake it earlier.
  *
  * @example
  * ```ts
@@ -33,7 +33,7 @@ export interface BackoffInput {
  */
 export function backoffDelay(input: BackoffInput): number {
   const step = Math.min(input.cap, input.base * 2 ** Math.min(input.attempt - 1, 30));
-  let delay = input.notified ? input.cap : Math.random() * step;
+  let delay = input.notified ? input.remaining : Math.random() * step;
   if (input.holderTtl >= 0) delay = Math.min(delay, input.holderTtl + 1);
   return Math.max(0, Math.min(delay, input.remaining));
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { abortable } from "./abortable.js";
+import { AbortWatch } from "./abortable.js";
 import type { LockAdapter } from "./adapter.js";
 import { backoffDelay } from "./backoff.js";
 import { InvalidArgumentError, LockTimeoutError } from "./errors.js";
@@ -39,8 +39,8 @@ export interface LockerOptions {
    */
   retryDelay?: number;
   /**
-   * Largest backoff step while waiting, in milliseconds; with release notifications, the
-   * fallback poll interval.
+   * Largest backoff step while waiting, in milliseconds; with hand-off announcements (pub/sub),
+   * how often the oldest waiter of a lock in this locker looks again by itself.
    * @default 1000
    */
   maxRetryDelay?: number;
@@ -119,7 +119,7 @@ export class Locker {
     this.#maxRetryDelay = checkDuration(options.maxRetryDelay ?? 1000, "maxRetryDelay", 1);
     this.#driftFactor = checkFraction(options.driftFactor ?? 0.01, "driftFactor");
     const subscribe = adapter.subscribe?.bind(adapter);
-    this.#room = subscribe ? new WaitingRoom(subscribe) : undefined;
+    this.#room = subscribe ? new WaitingRoom(subscribe, this.#maxRetryDelay) : undefined;
   }
 
   /**
@@ -245,34 +245,40 @@ export class Locker {
    * waiter takes a seat in the lock's waiting room (subscribing if this locker is not already
    * listening there) and joins the line in Redis with its next attempt; a release then hands the
    * lock to the oldest waiter in the same script and announces it, and that waiter holds the lock
-   * without another round trip. A waiter that is never told (a lost message, a holder that died)
-   * still polls: at most every `maxRetryDelay` ms, and as soon as the holder's lease ends.
-   * Without pub/sub, waiters poll with full-jitter backoff.
+   * without another round trip. A waiter looks again by itself when the holder's lease should
+   * have ended, or when its room says to (see `waiting-room.ts`). Without pub/sub, waiters poll
+   * with full-jitter backoff.
    */
   async #acquire(key: string, ttl: number, wait: WaitOptions): Promise<Lease> {
-    const { timeout, signal, retryDelay } = wait;
+    const { timeout, retryDelay } = wait;
     const names = lockNames(this.#prefix, key);
     const token = newToken(); // one token for every attempt: a retried attempt is idempotent
     const deadline = now() + timeout;
+    const watch = new AbortWatch(wait.signal);
     const room = this.#room;
     let seat = room?.seatIfOpen(names.channel, waiterId(token));
     let queuedAt: number | undefined; // when the request that put this token in line was sent
     let lease: Lease | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
-        if (signal?.aborted) throw signal.reason;
+        watch.check();
         const sentAt = now();
         const line = seat ? Math.max(0, deadline - sentAt) : 0;
         if (line > 0) queuedAt ??= sentAt;
-        const outcome = await abortable(this.#attempt(key, names, token, ttl, line), signal, (late) =>
+        const outcome = await watch.race(this.#attempt(key, names, token, ttl, line), (late) =>
           late.then((lease) => (lease instanceof Lease ? lease.release() : false)).catch(() => {}),
         );
-        if (outcome instanceof Lease) return (lease = outcome);
+        if (outcome instanceof Lease) {
+          lease = outcome;
+          return lease;
+        }
         const remaining = deadline - now();
         if (remaining <= 0) throw new LockTimeoutError(key, timeout, attempt, outcome.holderTtl);
         if (room && !seat) {
           // Listen, then look again at once (joining the line): the lock may be free by now.
-          seat = await room.join(names.channel, waiterId(token));
+          seat = await watch.race(room.join(names.channel, waiterId(token)), (late) =>
+            late.then((seat) => seat?.leave()),
+          );
           if (seat) continue;
         }
         const delay = backoffDelay({
@@ -283,8 +289,7 @@ export class Locker {
           remaining,
           notified: seat !== undefined,
         });
-        if (seat) await seat.wait(delay, signal);
-        else await sleep(delay, signal).done;
+        await watch.pause(seat ? seat.nap(delay) : sleep(delay));
         if (seat?.fence !== undefined && queuedAt !== undefined) {
           lease = this.#handedOver(key, names, token, ttl, seat.fence, queuedAt);
           if (lease) return lease;
@@ -292,6 +297,7 @@ export class Locker {
         }
       }
     } finally {
+      watch.dispose();
       seat?.leave();
       // Leave the line, or pass on a lock handed over too late.
       if (queuedAt !== undefined && !lease) this.#ops.release(key, names, token).catch(() => {});

@@ -31,7 +31,8 @@ export function newToken(): string {
     used = 0;
   }
   let binary = "";
-  for (const end = used + TOKEN_BYTES; used < end; used++) binary += String.fromCharCode(pool[used] as number);
+  for (const end = used + TOKEN_BYTES; used < end; used++)
+    binary += String.fromCharCode(pool[used] as number);
   return `el1.${btoa(binary).replaceAll("+", "-").replaceAll("/", "_")}`;
 }
 

@@ -4,9 +4,16 @@
  * waiter only. The subscription lingers briefly after the last waiter leaves, so a lock that is
  * asked for again and again is not subscribed to anew each time.
  *
+ * A room also decides when its waiters look again by themselves, since an announcement can fail
+ * to come: its oldest waiter looks about every `pollEvery` ms (a lock whose holder died is free
+ * without a release, and a look hands it on), and after the subscription was re-established
+ * (announcements sent meanwhile are lost) every waiter looks once. So a room of ten thousand
+ * waiters costs Redis about one request per `pollEvery`, not ten thousand.
+ *
  * @module
  */
 
+import type { Nap } from "./abortable.js";
 import type { LockAdapter, Unsubscribe } from "./adapter.js";
 import { sleep } from "./time.js";
 
@@ -17,7 +24,7 @@ const LINGER_MS = 250;
 export class Seat {
   /** The fence of the hand-off, once announced. */
   fence: number | undefined;
-  #nap: ReturnType<typeof sleep> | undefined;
+  #nap: Nap | undefined;
 
   /** @internal Seats are given out by a {@link WaitingRoom}. */
   constructor(
@@ -25,41 +32,48 @@ export class Seat {
     readonly leave: () => void,
   ) {}
 
-  /** Sleeps up to `ms`, or until the lock is handed over; rejects if `signal` aborts. */
-  async wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.fence !== undefined) return;
-    this.#nap = sleep(ms, signal);
-    try {
-      await this.#nap.done;
-    } finally {
-      this.#nap = undefined;
-    }
+  /** Sleeps up to `ms`, ending early when the lock is handed over or the room says to look. */
+  nap(ms: number): Nap {
+    if (this.fence !== undefined) return { done: Promise.resolve(), wake: () => {} };
+    const nap = sleep(ms);
+    this.#nap = nap;
+    return nap;
+  }
+
+  /** Ends the current nap, if any. */
+  wake(): void {
+    this.#nap?.wake();
+    this.#nap = undefined;
   }
 
   /** @internal Called by the room when the announcement for this seat arrives. */
   handOff(fence: number): void {
     this.fence = fence;
-    this.#nap?.wake();
+    this.wake();
   }
 }
 
 /** The waiters of one channel and its subscription. */
 interface Room {
+  /** By waiter id, oldest first. */
   readonly seats: Map<string, Seat>;
   /** Resolves true once subscribed, false if subscribing failed. */
   ready: Promise<boolean>;
   open: boolean;
   unsubscribe?: Unsubscribe;
-  linger?: ReturnType<typeof setTimeout>;
+  /** The linger timer while empty, else the poll timer. */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** The rooms of one locker, by channel. */
 export class WaitingRoom {
   readonly #subscribe: NonNullable<LockAdapter["subscribe"]>;
+  readonly #pollEvery: number;
   readonly #rooms = new Map<string, Room>();
 
-  constructor(subscribe: NonNullable<LockAdapter["subscribe"]>) {
+  constructor(subscribe: NonNullable<LockAdapter["subscribe"]>, pollEvery: number) {
     this.#subscribe = subscribe;
+    this.#pollEvery = pollEvery;
   }
 
   /** A seat for waiter `id` if the channel is already subscribed; otherwise undefined. */
@@ -83,7 +97,7 @@ export class WaitingRoom {
       (unsubscribe) => {
         room.unsubscribe = unsubscribe;
         room.open = true;
-        if (room.seats.size === 0) this.#linger(channel, room);
+        this.#schedule(channel, room);
         return true;
       },
       () => {
@@ -96,29 +110,51 @@ export class WaitingRoom {
   }
 
   #seat(channel: string, room: Room, id: string): Seat {
-    clearTimeout(room.linger);
     const seat = new Seat(() => {
       if (room.seats.get(id) !== seat) return;
       room.seats.delete(id);
-      if (room.seats.size === 0 && room.open) this.#linger(channel, room);
+      if (room.seats.size === 0) this.#schedule(channel, room);
     });
+    const first = room.seats.size === 0;
     room.seats.set(id, seat);
+    if (first && room.open) this.#schedule(channel, room);
     return seat;
   }
 
-  /** Unsubscribes after {@link LINGER_MS} unless a waiter comes back; never keeps a process alive. */
-  #linger(channel: string, room: Room): void {
-    room.linger = setTimeout(() => {
-      if (room.seats.size > 0) return;
-      this.#rooms.delete(channel);
-      room.unsubscribe?.();
-    }, LINGER_MS);
-    (room.linger as { unref?: () => void }).unref?.();
+  /**
+   * Sets the room's one timer: while it has waiters, wake the oldest about every `pollEvery` ms
+   * (jittered, so rooms in many processes spread out); once empty, unsubscribe after
+   * {@link LINGER_MS} unless a waiter comes back. The timer never keeps a process alive.
+   */
+  #schedule(channel: string, room: Room): void {
+    clearTimeout(room.timer);
+    if (room.seats.size > 0) {
+      room.timer = setTimeout(
+        () => {
+          room.seats.values().next().value?.wake();
+          this.#schedule(channel, room);
+        },
+        this.#pollEvery * (0.5 + Math.random() / 2),
+      );
+    } else {
+      room.timer = setTimeout(() => {
+        this.#rooms.delete(channel);
+        room.unsubscribe?.();
+      }, LINGER_MS);
+    }
+    (room.timer as { unref?: () => void }).unref?.();
   }
 }
 
-/** Routes an announcement `"<waiter id> <fence>"` to that waiter's seat. */
+/**
+ * Routes an announcement `"<waiter id> <fence>"` to that waiter's seat. An empty message means
+ * the subscription was re-established and announcements may have been lost: everyone looks.
+ */
 function deliver(room: Room, message: string): void {
+  if (message === "") {
+    for (const seat of room.seats.values()) seat.wake();
+    return;
+  }
   const space = message.indexOf(" ");
   room.seats.get(message.slice(0, space))?.handOff(Number(message.slice(space + 1)));
 }

@@ -142,9 +142,7 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
       const refused = (await target.adapter.evalScript(acquireScript, keys, other)) as number[];
       expect(refused[0]).toBe(0);
       expect(refused[2]).toBeGreaterThan(0);
-      expect(
-        await target.adapter.evalScript(releaseScript, keys, args.slice(0, 3)),
-      ).toBe(1);
+      expect(await target.adapter.evalScript(releaseScript, keys, args.slice(0, 3))).toBe(1);
     });
 
     it("keeps lockers with different prefixes apart", async () => {

@@ -148,8 +148,8 @@ describe("lockNames", () => {
         (key, prefix) => {
           const names = lockNames(prefix, key);
           expect(keySlot(names.fence)).toBe(keySlot(names.lock));
-        expect(keySlot(names.queue)).toBe(keySlot(names.lock));
-        expect(keySlot(names.waiters)).toBe(keySlot(names.lock));
+          expect(keySlot(names.queue)).toBe(keySlot(names.lock));
+          expect(keySlot(names.waiters)).toBe(keySlot(names.lock));
           expect(keySlot(names.lock)).toBe(
             crc16(new TextEncoder().encode(tagOf(names.lock))) % 16384,
           );

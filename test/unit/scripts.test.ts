@@ -149,7 +149,9 @@ class FakeHost implements ScriptHost {
   }
   snapshot(): string {
     const plain = (value: Entry["value"]) => (value instanceof Map ? [...value] : value);
-    return JSON.stringify([...this.entries].map(([k, e]) => [k, plain(e.value), e.expiresAt]).sort());
+    return JSON.stringify(
+      [...this.entries].map(([k, e]) => [k, plain(e.value), e.expiresAt]).sort(),
+    );
   }
 }
 
