@@ -18,8 +18,12 @@
  * arrives with no validity left is released instead of returned.
  *
  * Fences stay increasing across instances: each instance mints `max(counter + 1, its clock in
- * µs)`, the lease gets the largest of the quorum's, and that value is written back to the quorum's
- * counters before the lease is handed out, so any later quorum mints above it.
+ * µs)`, the lease gets the largest of the grants, and a quorum must write that value back to its
+ * counters before the lease is handed out, so any later quorum, which shares an instance with it,
+ * mints above it. An instance that restarts empty mints from its clock: a fence can go back only
+ * if a later quorum is made entirely of instances that lost (or never got) the raised counter and
+ * whose clocks lag the one that minted the last fence. Keep server clocks synchronized, never
+ * stepped back.
  *
  * Caveats, as in the Redis documentation's analysis of Redlock: an instance that restarts
  * without persistence while a lease is valid forgets that lease, and another client may then
@@ -28,8 +32,10 @@
  * `lease.fence` to the protected resource: it is what stops a former holder that outlived its
  * lease (a pause, a clock that ran fast).
  *
- * Release notifications are not offered (waiters poll with jittered backoff), and only the lock
- * scripts are supported (not the idempotency store's).
+ * A request that times out on an instance may still run there later and leave this token's lock
+ * behind; it blocks nobody for longer than its lease (over ioredis the release sent after it on
+ * the same connection removes it). Release notifications are not offered (waiters poll with
+ * jittered backoff), and only the lock scripts are supported (not the idempotency store's).
  *
  * @module
  */
@@ -65,8 +71,9 @@ export interface RedlockOptions {
  * instance adapter a client that fails fast (ioredis: `enableOfflineQueue: false`, or a small
  * `maxRetriesPerRequest`) and turn off its notifications, which are not used.
  *
- * @param instances one adapter per independent Redis (an odd number: 1, 3, 5, ...); any
- *   transport works, including `upstashAdapter` over separate databases.
+ * @param instances one adapter per independent Redis (an odd number: 1, 3, 5, ...), each a
+ *   different object; the adapter cannot tell if two of them reach the same server. Tested over
+ *   `ioredisAdapter`; any `LockAdapter` works the same way.
  * @throws {InvalidArgumentError} before any request, for an empty or even list, a repeated
  *   adapter, something that is not a `LockAdapter`, or a bad timeout.
  *

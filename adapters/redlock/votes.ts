@@ -1,5 +1,5 @@
 /**
- * Releasing, extending and inspecting on a quorum.
+ * Releasing and extending on a quorum.
  *
  * @module
  */

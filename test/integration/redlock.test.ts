@@ -71,16 +71,17 @@ async function stopAll(instances: readonly Instance[]): Promise<void> {
 }
 
 /**
- * A locker over the quorum on a prefix of its own, and `stored(key, "lock" | "fence")`: what each
- * instance holds under that lock's key or fencing counter (probe only instances that are up).
+ * A locker over the quorum (per-instance timeout 200 ms unless given) on a prefix of its own, and
+ * `stored(key, "lock" | "fence")`: what each instance holds under that lock's key or fencing
+ * counter (probe only instances that are up).
  */
-function lockerOver(instances: readonly Instance[], { timeout = 200, retries = 2 } = {}) {
+function lockerOver(instances: readonly Instance[], { timeout = 200 } = {}) {
   const prefix = `r${Math.floor(Math.random() * 1e9)}`;
   const adapter = redlockAdapter(
     instances.map((instance) => instance.adapter),
     { timeout },
   );
-  const locker = createLocker({ adapter, prefix, retries });
+  const locker = createLocker({ adapter, prefix }); // retries: 2
   const names = (key: string) => lockNames(prefix, key);
   const stored = (key: string, name: "lock" | "fence" = "lock", among = instances) =>
     Promise.all(among.map(({ client }) => client.get(names(key)[name])));
