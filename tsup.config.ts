@@ -15,6 +15,7 @@ export default defineConfig([
       gateway: "adapters/gateway/index.ts",
       hono: "adapters/hono/index.ts",
       lambda: "adapters/lambda/index.ts",
+      redlock: "adapters/redlock/index.ts",
     },
     format: ["esm", "cjs"],
     dts: true,

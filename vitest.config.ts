@@ -9,6 +9,7 @@ const alias = [
   { find: /^edgelock\/gateway$/, replacement: here("./adapters/gateway/index.ts") },
   { find: /^edgelock\/hono$/, replacement: here("./adapters/hono/index.ts") },
   { find: /^edgelock\/lambda$/, replacement: here("./adapters/lambda/index.ts") },
+  { find: /^edgelock\/redlock$/, replacement: here("./adapters/redlock/index.ts") },
   { find: /^edgelock\/(.+)$/, replacement: here("./adapters/$1.ts") },
 ];
 
