@@ -133,7 +133,7 @@ async function releaseEverywhere(
   keys: readonly string[],
   args: readonly string[],
 ): Promise<void> {
-  const release = [tokenOf(args), ""]; // the token, and no channel to announce on
+  const release = args.slice(0, 3); // an acquire's first three arguments are its release's
   await fanOut(
     cluster.instances,
     cluster.timeout,

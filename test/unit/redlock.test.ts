@@ -21,9 +21,9 @@ import { raiseFenceScript } from "../../adapters/redlock/raise-fence.js";
 import { beginScript } from "../../src/idempotency/scripts/begin.js";
 
 const names = lockNames("t", "job");
-const KEYS = [names.lock, names.fence];
+const KEYS = [names.lock, names.fence, names.queue, names.waiters];
 const TOKEN = "el1.unit-token";
-const ACQUIRE_ARGS = [TOKEN, "1000", "604800000"];
+const ACQUIRE_ARGS = [TOKEN, names.channel, "604800000", "1000", "0"];
 
 /** One call an instance received. */
 interface Call {
@@ -126,7 +126,7 @@ describe("redlockAdapter: acquire", () => {
     expect(scriptsSent(instances)).toEqual(Array(3).fill(["acquire", "redlock-raise-fence"]));
     for (const one of instances) {
       expect(one.calls[0]).toMatchObject({ keys: KEYS, args: ACQUIRE_ARGS });
-      expect(one.calls[1]).toMatchObject({ keys: KEYS, args: [TOKEN, "30", "604800000"] });
+      expect(one.calls[1]).toMatchObject({ keys: KEYS.slice(0, 2), args: [TOKEN, "30", "604800000"] });
     }
   });
 
@@ -151,7 +151,7 @@ describe("redlockAdapter: acquire", () => {
     const adapter = redlockAdapter(instances);
     expect(await adapter.evalScript(acquireScript, KEYS, ACQUIRE_ARGS)).toEqual([0, 0, 200]);
     expect(scriptsSent(instances)).toEqual(Array(3).fill(["acquire", "release"]));
-    expect(instances[1]?.calls[1]).toMatchObject({ keys: KEYS, args: [TOKEN, ""] });
+    expect(instances[1]?.calls[1]).toMatchObject({ keys: KEYS, args: ACQUIRE_ARGS.slice(0, 3) });
   });
 
   it("rejects when failures leave the outcome unknown, after releasing everywhere", async () => {
