@@ -126,7 +126,10 @@ describe("redlockAdapter: acquire", () => {
     expect(scriptsSent(instances)).toEqual(Array(3).fill(["acquire", "redlock-raise-fence"]));
     for (const one of instances) {
       expect(one.calls[0]).toMatchObject({ keys: KEYS, args: ACQUIRE_ARGS });
-      expect(one.calls[1]).toMatchObject({ keys: KEYS.slice(0, 2), args: [TOKEN, "30", "604800000"] });
+      expect(one.calls[1]).toMatchObject({
+        keys: KEYS.slice(0, 2),
+        args: [TOKEN, "30", "604800000"],
+      });
     }
   });
 
