@@ -22,6 +22,7 @@ import {
   releaseScript,
   type Unsubscribe,
 } from "edgelock";
+import { Deadlines } from "./deadlines.js";
 
 /** The part of an ioredis `Redis` or `Cluster` client the adapter uses. */
 export interface IoredisClient {
@@ -74,6 +75,7 @@ export interface IoredisAdapterOptions {
  * ```ts
  * import Redis from "ioredis";
  * import { createLocker } from "edgelock";
+import { Deadlines } from "./deadlines.js";
  * import { ioredisAdapter } from "edgelock/ioredis";
  *
  * const locker = createLocker({ adapter: ioredisAdapter(new Redis(process.env.REDIS_URL)) });
@@ -90,16 +92,17 @@ export function ioredisAdapter(
     );
   }
   const timeout = checkDuration(options.commandTimeout ?? 2000, "commandTimeout", 1);
+  const deadlines = new Deadlines(timeout);
   const run: LockAdapter["evalScript"] = (script, keys, args) =>
     evalWithFallback(
       script,
-      (sha1) => deadline(client.evalsha(sha1, keys.length, ...keys, ...args), timeout),
-      (lua) => deadline(client.eval(lua, keys.length, ...keys, ...args), timeout),
+      (sha1) => deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args)),
+      (lua) => deadlines.run(client.eval(lua, keys.length, ...keys, ...args)),
     );
   const replication = replicated(client, run, timeout, options.waitReplicas);
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
   if (options.notifications === false) return adapter;
-  const hub = new SubscriptionHub(client, timeout);
+  const hub = new SubscriptionHub(client, deadlines);
   return { ...adapter, subscribe: (channel, listener) => hub.subscribe(channel, listener) };
 }
 
@@ -130,10 +133,11 @@ function replicated(
     );
   }
   const wait = checkDuration(options.timeout, "waitReplicas.timeout", 1);
+  const deadlines = new Deadlines(timeout + wait);
   return async (script, keys, args) => {
     const reply = await run(script, keys, args);
     if (script.sha1 !== acquireScript.sha1 || !Array.isArray(reply) || reply[0] === 0) return reply;
-    const acknowledged = Number(await deadline(call("WAIT", replicas, wait), timeout + wait));
+    const acknowledged = Number(await deadlines.run(call("WAIT", replicas, wait)));
     if (acknowledged >= replicas) return reply;
     await run(releaseScript, keys, args.slice(0, 3)).catch(() => 0); // same keys, token, channel
     throw new Error(`${acknowledged} of ${replicas} replicas acknowledged within ${wait} ms`);
@@ -147,15 +151,15 @@ function replicated(
  */
 class SubscriptionHub {
   readonly #client: IoredisClient;
-  readonly #timeout: number;
+  readonly #deadlines: Deadlines;
   readonly #listeners = new Map<string, Set<(message: string) => void>>();
   /** Each channel's SUBSCRIBE, sent once for all its listeners. */
   readonly #subscribed = new Map<string, Promise<unknown>>();
   #connection: IoredisSubscriber | undefined;
 
-  constructor(client: IoredisClient, timeout: number) {
+  constructor(client: IoredisClient, deadlines: Deadlines) {
     this.#client = client;
-    this.#timeout = timeout;
+    this.#deadlines = deadlines;
   }
 
   async subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe> {
@@ -175,7 +179,7 @@ class SubscriptionHub {
       this.#subscribed.set(channel, subscribed);
     }
     try {
-      await deadline(subscribed, this.#timeout);
+      await this.#deadlines.run(subscribed);
     } catch (error) {
       unsubscribe();
       throw error;
@@ -225,15 +229,6 @@ class SubscriptionHub {
       connection?.unsubscribe(channel).catch(() => {});
     }
   }
-}
-
-/** Rejects if `promise` has not settled within `ms` milliseconds; the timer is always cleared. */
-function deadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -58,13 +58,13 @@ export class Lease {
   readonly fence: number;
   /** The lease length this lock was acquired (or last extended) with, in ms. */
   ttl: number;
-  /** Aborts with a {@link LockLostError} when the lease is known lost (never on a normal release). */
-  readonly signal: AbortSignal;
-
   readonly #ops: LockOperations;
   readonly #names: LockNames;
   readonly #driftFactor: number;
-  readonly #controller = new AbortController();
+  /** Made on the first read of `signal`: a lease nobody listens to needs neither it nor a timer. */
+  #controller: AbortController | undefined;
+  /** Why the lease was lost, once it is known lost. */
+  #lost: LockLostError | undefined;
   #deadline: number;
   #expiry: ReturnType<typeof setTimeout> | undefined;
   #released = false;
@@ -76,11 +76,23 @@ export class Lease {
     this.token = init.token;
     this.fence = init.fence;
     this.ttl = init.ttl;
-    this.signal = this.#controller.signal;
     this.#names = init.names;
     this.#driftFactor = init.driftFactor;
     this.#deadline = leaseDeadline(init.sentAt, init.granted, init.driftFactor);
-    this.#armExpiry();
+  }
+
+  /**
+   * Aborts with a {@link LockLostError} when the lease is known lost: an extension found the lock
+   * gone, or the lease ran out on this client's clock. Never aborts on a normal release.
+   */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#lost) this.#controller.abort(this.#lost);
+      else if (!this.#released && this.#deadline <= now()) this.#lose(this.#ranOut());
+      else if (!this.#released) this.#armExpiry();
+    }
+    return this.#controller.signal;
   }
 
   /** When the lease runs out, as a wall-clock timestamp (ms since the epoch); for display only. */
@@ -90,7 +102,7 @@ export class Lease {
 
   /** Milliseconds of validity left on this client's clock (0 once lost or released). */
   remaining(): number {
-    if (this.#released || this.signal.aborted) return 0;
+    if (this.#released || this.#lost) return 0;
     return Math.max(0, this.#deadline - now());
   }
 
@@ -107,18 +119,16 @@ export class Lease {
   async extend(ttl: number = this.ttl): Promise<void> {
     checkDuration(ttl, "ttl", MIN_TTL);
     if (this.#released) throw new LockLostError(this.key, "it was released");
-    if (this.signal.aborted) throw this.signal.reason;
+    if (this.remaining() === 0) throw this.#lose(this.#ranOut());
     const sentAt = now();
     const extended = await this.#ops.extend(this.key, this.#names, this.token, ttl);
     if (this.#released) return;
     if (!extended) {
-      const lost = new LockLostError(this.key, "it expired or is held by someone else");
-      this.#lose(lost);
-      throw lost;
+      throw this.#lose(new LockLostError(this.key, "it expired or is held by someone else"));
     }
     this.ttl = ttl;
     this.#deadline = leaseDeadline(sentAt, ttl, this.#driftFactor);
-    this.#armExpiry();
+    if (this.#controller) this.#armExpiry();
   }
 
   /**
@@ -134,7 +144,7 @@ export class Lease {
       return await this.#ops.release(this.key, this.#names, this.token);
     } catch (error) {
       this.#released = false;
-      this.#armExpiry();
+      if (this.#controller) this.#armExpiry();
       throw error;
     }
   }
@@ -144,17 +154,23 @@ export class Lease {
     await this.release().catch(() => false);
   }
 
-  /** Marks the lease lost and tells every listener of `signal`. */
-  #lose(error: LockLostError): void {
+  #ranOut(): LockLostError {
+    return new LockLostError(this.key, "its lease ran out");
+  }
+
+  /** Marks the lease lost (the first reason wins) and tells every listener of `signal`. */
+  #lose(error: LockLostError): LockLostError {
     clearTimeout(this.#expiry);
-    if (!this.signal.aborted) this.#controller.abort(error);
+    this.#lost ??= error;
+    this.#controller?.abort(this.#lost);
+    return this.#lost;
   }
 
   /** Aborts the signal when the local deadline passes without an extension. */
   #armExpiry(): void {
     clearTimeout(this.#expiry);
     this.#expiry = setTimeout(
-      () => this.#lose(new LockLostError(this.key, "its lease ran out")),
+      () => this.#lose(this.#ranOut()),
       Math.max(0, this.#deadline - now()),
     );
   }

@@ -5,13 +5,14 @@ import {
   type Lease,
   type LockAdapter,
   LockError,
+  LockLostError,
   LockTimeoutError,
   LockUnavailableError,
   lockNames,
 } from "edgelock";
 import { memoryAdapter } from "edgelock/memory";
 import { describe, expect, it, vi } from "vitest";
-import { delay, gate, record, rejection } from "./helpers.js";
+import { activeTimers, delay, gate, record, rejection } from "./helpers.js";
 
 const TOKEN = /^el1\.[A-Za-z0-9_-]{36}$/;
 
@@ -454,6 +455,31 @@ describe("transport failures", () => {
       expect(await locker.inspect("job")).toMatchObject({ held: false });
     },
   );
+});
+
+describe("lease signal", () => {
+  it("costs no timer until it is read, and a lease read after its deadline is already aborted", async () => {
+    const locker = createLocker({ adapter: memoryAdapter() });
+    const timers = activeTimers();
+    const lease = await mustAcquire(locker.tryAcquire("job", 50));
+    expect(activeTimers()).toBe(timers); // nobody listens: no expiry timer
+    await delay(80);
+    expect(lease.held).toBe(false);
+    expect(lease.signal.aborted).toBe(true); // read late, it tells the truth at once
+    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+    await expect(lease.extend()).rejects.toBe(lease.signal.reason);
+    expect(activeTimers()).toBe(timers);
+  });
+
+  it("once read, aborts by itself when the lease runs out", async () => {
+    const locker = createLocker({ adapter: memoryAdapter() });
+    const lease = await mustAcquire(locker.tryAcquire("job", 50));
+    const { signal } = lease;
+    expect(signal.aborted).toBe(false);
+    await delay(80);
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toMatchObject({ code: "LOCK_LOST" });
+  });
 });
 
 describe("a lease that arrives too late", () => {

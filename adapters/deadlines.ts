@@ -1,0 +1,96 @@
+/**
+ * Deadlines for many requests that share one timeout, kept with one timer for all of them
+ * instead of a timer (and a race) per request: requests end in the order they were given a
+ * deadline, so the pending ones form a queue whose head always expires first.
+ *
+ * @module
+ */
+
+/** One request's deadline. */
+interface Pending {
+  readonly at: number;
+  readonly reject: (error: Error) => void;
+  settled: boolean;
+}
+
+/**
+ * Rejects requests that take longer than `ms`. The timer runs only while a request is pending,
+ * and never keeps a process alive by itself.
+ *
+ * @example
+ * ```ts
+ * const deadlines = new Deadlines(2_000);
+ * const reply = await deadlines.run(client.evalsha(sha1, 1, key));
+ * ```
+ */
+export class Deadlines {
+  readonly #ms: number;
+  #queue: Pending[] = [];
+  #head = 0;
+  #open = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  /** Settles as `request` does, or rejects once `ms` have passed without an answer. */
+  run<T>(request: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const pending: Pending = { at: performance.now() + this.#ms, reject, settled: false };
+      this.#queue.push(pending);
+      this.#open++;
+      if (this.#timer === undefined) this.#arm();
+      request.then(
+        (value) => {
+          this.#settle(pending);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#settle(pending);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #settle(pending: Pending): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    if (--this.#open > 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#queue = [];
+    this.#head = 0;
+  }
+
+  /** Sets the timer for the oldest request still pending. */
+  #arm(): void {
+    while (this.#queue[this.#head]?.settled) this.#head++;
+    const first = this.#queue[this.#head];
+    if (!first) return;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, first.at - performance.now()));
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Rejects every request past its deadline, then waits for the next one. */
+  #expire(): void {
+    this.#timer = undefined;
+    const now = performance.now();
+    for (
+      let first = this.#queue[this.#head];
+      first && first.at <= now;
+      first = this.#queue[this.#head]
+    ) {
+      this.#head++;
+      if (first.settled) continue;
+      this.#settle(first);
+      first.reject(new Error(`Redis did not answer within ${this.#ms} ms`));
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#open > 0) this.#arm();
+  }
+}

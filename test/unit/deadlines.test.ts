@@ -1,0 +1,31 @@
+import { describe, expect, it } from "vitest";
+import { Deadlines } from "../../adapters/deadlines.js";
+import { activeTimers, delay, gate, rejection } from "./helpers.js";
+
+describe("Deadlines", () => {
+  it("passes answers and failures through, and leaves no timer once nothing is pending", async () => {
+    const timers = activeTimers();
+    const deadlines = new Deadlines(1_000);
+    expect(await deadlines.run(Promise.resolve(7))).toBe(7);
+    const failure = new Error("NOSCRIPT");
+    expect(await rejection(deadlines.run(Promise.reject(failure)))).toBe(failure);
+    expect(activeTimers()).toBe(timers);
+  });
+
+  it("rejects each request that outlives the timeout, in order, and only those", async () => {
+    const deadlines = new Deadlines(60);
+    const hung = gate();
+    const quick = gate();
+    const first = deadlines.run(hung.promise).catch((error: Error) => error.message);
+    await delay(30);
+    const second = deadlines.run(new Promise(() => {})).catch((error: Error) => error.message);
+    const answered = deadlines.run(quick.promise);
+    quick.open();
+    await answered;
+    const started = performance.now();
+    expect(await first).toBe("Redis did not answer within 60 ms");
+    expect(performance.now() - started).toBeLessThan(55); // at its own deadline, not later
+    expect(await second).toBe("Redis did not answer within 60 ms");
+    hung.open(); // a late answer changes nothing
+  });
+});
