@@ -16,6 +16,8 @@ export interface SequentialResult {
   p50: number;
   p99: number;
   commandsPerPair: number;
+  /** Redis CPU time per pair (user + system), µs: what the server spends, whatever the client. */
+  redisCpuPerPair: number;
 }
 
 export async function sequential(
@@ -51,11 +53,16 @@ export async function sequential(
       const { commands } = await withCommandCount(context, async () => {
         for (let n = 0; n < settings.countedPairs; n++) await pair();
       });
+      const cpuPairs = settings.countedPairs * 10;
+      const cpuBefore = await context.redis.cpuMicros();
+      for (let n = 0; n < cpuPairs; n++) await pair();
+      const redisCpuPerPair = ((await context.redis.cpuMicros()) - cpuBefore) / cpuPairs;
       return {
         pairsPerSec: perSecond(latencies.length, elapsed),
         p50: percentile(latencies, 0.5),
         p99: percentile(latencies, 0.99),
         commandsPerPair: commands / settings.countedPairs,
+        redisCpuPerPair,
       };
     },
     close: () => redis.disconnect(),
