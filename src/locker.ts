@@ -127,7 +127,8 @@ export class Locker {
    *
    * @param key the lock's name (non-empty, at most 1024 characters).
    * @param ttl the lease, in milliseconds (10 to 2^31−1).
-   * @returns the lease, or `null` if someone else holds the lock.
+   * @returns the lease, or `null` if someone else holds the lock, or waiters are in line for it
+   *   (a free lock goes to the oldest waiter first).
    * @throws {InvalidArgumentError} before any request, for a bad key or ttl.
    * @throws {LockUnavailableError} when Redis cannot be reached.
    *
@@ -147,8 +148,9 @@ export class Locker {
   }
 
   /**
-   * Takes the lock, waiting up to `timeout` ms while someone else holds it. Waiters are woken by
-   * the release when the transport supports pub/sub, and otherwise back off with full jitter; a
+   * Takes the lock, waiting up to `timeout` ms while someone else holds it. Over transports with
+   * pub/sub, waiters form a line in Redis and a release hands the lock straight to the oldest
+   * (first come, first served, across processes); otherwise they back off with full jitter. A
    * sleep never outlasts the holder's remaining lease.
    *
    * @throws {LockTimeoutError} if the lock stayed held (`code: "LOCK_TIMEOUT"`).

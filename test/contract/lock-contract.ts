@@ -208,6 +208,75 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
       await lease.release();
     });
 
+    describe("the line of waiters", () => {
+      /** Waiters in separate lockers, each started once the previous one is in line. */
+      async function line(key: string, count: number, ttl = 5_000) {
+        const served: number[] = [];
+        const waiters = [];
+        for (let i = 0; i < count; i++) {
+          const waiter = locker({ maxRetryDelay: 60_000 });
+          waiters.push(
+            waiter.acquire(key, ttl, { timeout: 10_000 }).then(async (lease) => {
+              served.push(i);
+              await sleep(5);
+              await lease.release();
+              return lease.fence;
+            }),
+          );
+          await sleep(40); // in line before the next one comes
+        }
+        return { served, waiters };
+      }
+
+      it("serves waiters in arrival order (with pub/sub), each exactly once", async () => {
+        const holder = await locker().tryAcquire("fifo", 60_000);
+        const { served, waiters } = await line("fifo", 5);
+        await holder?.release();
+        const fences = await Promise.all(waiters);
+        // Without pub/sub, waiters poll and are not in line: any order, but everyone once.
+        if (target.adapter.subscribe) expect(served).toEqual([0, 1, 2, 3, 4]);
+        else expect([...served].sort()).toEqual([0, 1, 2, 3, 4]);
+        const inServeOrder = served.map((i) => fences[i] ?? 0);
+        for (let i = 1; i < inServeOrder.length; i++) {
+          expect(inServeOrder[i]).toBeGreaterThan(inServeOrder[i - 1] ?? Number.POSITIVE_INFINITY);
+        }
+      });
+
+      it("gives a lock that lapsed to the oldest waiter in line, not to a newcomer", async () => {
+        const names = lockNames(`t${run}`, "queue-jump");
+        const keys = [names.lock, names.fence, names.queue, names.waiters];
+        const retention = String(FENCE_RETENTION);
+        const holder = await locker().tryAcquire("queue-jump", 100); // lapses: nobody releases
+        const waiting = ["el1.first-in-line", names.channel, retention, "5000", "10000"];
+        expect(await target.adapter.evalScript(acquireScript, keys, waiting)).toEqual([
+          0,
+          0,
+          expect.any(Number),
+        ]);
+        await sleep(150);
+        expect(holder?.held).toBe(false);
+        expect(await locker().tryAcquire("queue-jump", 5_000)).toBeNull();
+        expect(await locker().inspect("queue-jump", "el1.first-in-line")).toMatchObject({
+          held: true,
+          mine: true,
+        });
+        const release = waiting.slice(0, 3);
+        expect(await target.adapter.evalScript(releaseScript, keys, release)).toBe(1);
+      });
+
+      it("passes over a waiter that gave up", async () => {
+        const holder = await locker().tryAcquire("give-up", 60_000);
+        const quitter = locker({ maxRetryDelay: 60_000 });
+        const gaveUp = quitter.acquire("give-up", 5_000, { timeout: 100 }).catch((e) => e);
+        await sleep(20);
+        const { served, waiters } = await line("give-up", 1);
+        expect(await gaveUp).toBeInstanceOf(LockTimeoutError);
+        await holder?.release();
+        await Promise.all(waiters);
+        expect(served).toEqual([0]);
+      });
+    });
+
     it("takes the lock once the holder's ttl runs out", async () => {
       const a = locker();
       await a.tryAcquire("lapse", 150);
