@@ -50,12 +50,15 @@ export async function acquireOnQuorum(
   args: readonly string[],
 ): Promise<AcquireReply> {
   const { instances, quorum, timeout } = cluster;
+  // No line of waiters: a quorum has no single place to keep one, and no announcements reach its
+  // waiters (they poll). A caller asking to wait in line (ARGV[5]) just makes an attempt.
+  const attempt = [...args.slice(0, 4), "0"];
   // Every instance gets its say (up to the timeout), so the fence is the largest any of them
   // minted; only a lost cause ends the wait early.
   const answers = await fanOut(
     instances,
     timeout,
-    (instance) => instance.evalScript(acquireScript, keys, args),
+    (instance) => instance.evalScript(acquireScript, keys, attempt),
     (sofar) => verdictOf(tally(sofar, isGrant, isRefusal), quorum) === "no",
   );
   const votes = tally(answers, isGrant, isRefusal);

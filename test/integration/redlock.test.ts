@@ -102,6 +102,7 @@ describeLockContract("redlock over 3 redis-servers", async () => {
       { timeout: 500 },
     ),
     close: () => stopAll(instances),
+    queues: false,
   };
 });
 

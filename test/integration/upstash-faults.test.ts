@@ -152,7 +152,7 @@ describe("upstash adapter under faults", () => {
     });
     const error = await locker.tryAcquire("secret", 5_000).catch((e: unknown) => e);
     const body = proxy.requests[0]?.body as string[];
-    const token = body[5] ?? "";
+    const token = body[7] ?? "";
     expect(token).toMatch(/^el1\./);
     expect((error as Error).message).toContain("ERR something broke");
     expect((error as Error).message).not.toContain(token);

@@ -119,6 +119,15 @@ describe("redlockAdapter: input", () => {
 });
 
 describe("redlockAdapter: acquire", () => {
+  it("keeps no line of waiters: a request to wait in line is sent as a plain attempt", async () => {
+    const instances = [1, 2, 3].map(() => instance({ acquire: [0, 0, 500] }));
+    const inLine = [...ACQUIRE_ARGS.slice(0, 4), "5000"];
+    expect(await redlockAdapter(instances).evalScript(acquireScript, KEYS, inLine)).toEqual([
+      0, 0, 500,
+    ]);
+    for (const one of instances) expect(one.calls[0]?.args).toEqual(ACQUIRE_ARGS);
+  });
+
   it("takes the largest fence and raises every granting counter to it first", async () => {
     const instances = [10, 30, 20].map((fence) => instance({ acquire: [1, fence, 1000] }));
     const adapter = redlockAdapter(instances);
