@@ -78,7 +78,11 @@ export class ChaosEnvironment {
   async rest(): Promise<RestPath> {
     this.#rest ??= (async () => {
       const main = await this.stack("main");
-      const gateway = await startGateway({ redis: main.redis.url, tokens: [GATEWAY_TOKEN], port: 0 });
+      const gateway = await startGateway({
+        redis: main.redis.url,
+        tokens: [GATEWAY_TOKEN],
+        port: 0,
+      });
       const proxy = await startHttpFaultProxy(gateway.url);
       return { path: { url: proxy.url, token: GATEWAY_TOKEN, proxy }, gateway };
     })();

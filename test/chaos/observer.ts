@@ -31,7 +31,11 @@ export class Observer {
   #stopped = false;
   readonly #loop: Promise<void>;
 
-  constructor(url: string, prefix: string, readonly key: string) {
+  constructor(
+    url: string,
+    prefix: string,
+    readonly key: string,
+  ) {
     this.#client = new Redis(url, { retryStrategy: () => 50, maxRetriesPerRequest: 1 });
     this.#client.on("error", () => {});
     this.#locker = createLocker({

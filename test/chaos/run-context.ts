@@ -6,7 +6,7 @@
 import { type CheckInput, check, type Metrics } from "./checker.js";
 import type { ChaosEnvironment, Stack } from "./environment.js";
 import { FencedStore } from "./fenced-store.js";
-import { History, type HistoryEvent, type Op, type EventType } from "./history.js";
+import { type EventType, History, type HistoryEvent, monotonicMs, type Op } from "./history.js";
 import { expiryLowerBound, Observer } from "./observer.js";
 import type { Plan, Transport } from "./protocol.js";
 import { Random } from "./random.js";
@@ -17,6 +17,13 @@ const FINISH_TIMEOUT_MS = 20_000;
 
 /** Command deadline of the clients' ioredis adapters: short, so faults surface quickly. */
 export const COMMAND_TIMEOUT_MS = 200;
+
+/**
+ * The drift factor of holders whose loss must be signalled before the server-side expiry: the
+ * default margin (1 % of the ttl + 2 ms, 12 ms at 1 s) is less than the timer lag a loaded CI
+ * machine can show, so these runs take 5 % (52 ms).
+ */
+export const LOADED_DRIFT = 0.05;
 
 /** The state and helpers of one run. */
 export class RunContext {
@@ -94,6 +101,15 @@ export class RunContext {
     );
   }
 
+  /** The outcome (`ok`, `fail` or `info`) of `handle`'s first acquire. */
+  outcome(handle: RunHandle): Promise<HistoryEvent> {
+    return this.history.waitFor(
+      (e) => e.p === handle.pid && e.op === "acquire" && e.type !== "invoke",
+      10_000,
+      `the outcome of process ${handle.pid}'s acquire`,
+    );
+  }
+
   /** The events of `handle`'s process with this op (and type), so far. */
   events(handle: RunHandle, op: Op, type?: EventType): HistoryEvent[] {
     return this.history
@@ -113,6 +129,17 @@ export class RunContext {
     const bound = expiryLowerBound(this.observer.samples, fence ?? 0);
     if (bound === undefined) throw new Error(`the observer never saw fence ${fence} held`);
     return bound;
+  }
+
+  /**
+   * Waits until the lock is free; fails if it is still held at monotonic time `deadline`. Call it
+   * while the client lingers, so that a leaked extender would still be at work.
+   */
+  async untilFree(deadline: number): Promise<void> {
+    while ((await this.observer.inspect()).held) {
+      if (monotonicMs() > deadline) throw new Error("the lock is still held after its ttl");
+      await this.sleep(20);
+    }
   }
 
   /** Waits until every client process of the run is done (or was killed). */
@@ -160,12 +187,10 @@ export class RunContext {
 
   /** What the checker reads. */
   checkInput(): CheckInput {
-    const keys = new Set([this.key]);
-    const finals = new Map([...keys].map((key) => [key, this.store.final(key)]));
     return {
       events: this.history.events,
       samples: new Map([[this.key, this.observer.samples]]),
-      finals,
+      finals: new Map([[this.key, this.store.final(this.key)]]),
     };
   }
 

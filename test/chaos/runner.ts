@@ -97,7 +97,9 @@ export function violations(metrics: Metrics, promises: Promises): string[] {
   if (!promises.lingeringOrphans) mustBeZero.push("orphansKeptAlive");
   if (promises.exclusive) mustBeZero.push("historyOverlaps", "plainLostUpdates");
   if (promises.timelySignals) mustBeZero.push("lateSignals");
-  return mustBeZero.filter((name) => metrics[name] !== 0).map((name) => `${name}: ${metrics[name]}`);
+  return mustBeZero
+    .filter((name) => metrics[name] !== 0)
+    .map((name) => `${name}: ${metrics[name]}`);
 }
 
 /** Writes a run's history and observer samples as JSON lines; resolves the file's path. */

@@ -163,7 +163,10 @@ class Worker {
     const run = this.#run;
     this.#run = undefined;
     if (!run) return;
-    if (this.#killed) return run.finish({ kind: "killed" });
+    if (this.#killed) {
+      run.finish({ kind: "killed" });
+      return;
+    }
     const how = signal ?? `code ${code}`;
     run.history.record({ t: monotonicMs(), p: this.pid, op: "exit", type: "info", detail: how });
     run.crash(new Error(`client process ${this.pid} died (${how}):\n${this.#output}`));

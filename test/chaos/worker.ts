@@ -180,7 +180,8 @@ async function criticalSection(lease: Lease, plan: Plan, rng: Random, emit: Emit
     emit({ op: "extend", type: "invoke", fence: lease.fence, ttl: extend.ttl });
     await lease.extend(extend.ttl).then(
       () => emit({ op: "extend", type: "ok", fence: lease.fence }),
-      (error: unknown) => emit({ op: "extend", type: "fail", fence: lease.fence, code: codeOf(error) }),
+      (error: unknown) =>
+        emit({ op: "extend", type: "fail", fence: lease.fence, code: codeOf(error) }),
     );
     await spend(work - extend.after, plan.busy);
   }

@@ -88,18 +88,15 @@ class Link {
   carry(direction: Direction, chunk: Buffer): void {
     const faults = this.#faults;
     if (this.closed) return;
-    if (faults.dropProbability > 0 && faults.random() < faults.dropProbability) return this.cut();
-    if (faults.mode === "blackhole") return void this.#held.push({ direction, chunk });
-    if (faults.mode === "drop-replies" && direction === "down") {
+    if (faults.dropProbability > 0 && faults.random() < faults.dropProbability) {
+      this.cut();
+    } else if (faults.mode === "blackhole") {
+      this.#held.push({ direction, chunk });
+    } else if (faults.mode === "drop-replies" && direction === "down") {
       this.lostReplies = true;
-      return;
+    } else {
+      this.#forward(direction, chunk);
     }
-    const delay = Math.max(0, faults.latency + (faults.random() * 2 - 1) * faults.jitter);
-    const queue = this.#queues[direction];
-    if (delay === 0 && queue.length === 0) return void this.#ends[direction].write(chunk);
-    const last = queue.at(-1)?.at ?? 0;
-    queue.push({ at: Math.max(performance.now() + delay, last), chunk });
-    if (queue.length === 1) this.#schedule(direction);
   }
 
   /** Delivers what a blackhole held back, in order, under the faults now in force. */
@@ -120,6 +117,20 @@ class Link {
         socket.destroy();
       }
     }
+  }
+
+  /** Writes a chunk after the latency in force, behind the chunks already waiting. */
+  #forward(direction: Direction, chunk: Buffer): void {
+    const faults = this.#faults;
+    const delay = Math.max(0, faults.latency + (faults.random() * 2 - 1) * faults.jitter);
+    const queue = this.#queues[direction];
+    if (delay === 0 && queue.length === 0) {
+      this.#ends[direction].write(chunk);
+      return;
+    }
+    const last = queue.at(-1)?.at ?? 0;
+    queue.push({ at: Math.max(performance.now() + delay, last), chunk });
+    if (queue.length === 1) this.#schedule(direction);
   }
 
   /** Writes the due chunks of a direction's queue, then waits for the next one. */
@@ -161,7 +172,8 @@ export async function startTcpFaultProxy(
   const server: Server = createServer((client) => {
     if (faults.mode === "refuse" || faults.random() < faults.dropProbability) {
       client.on("error", () => {});
-      return void client.resetAndDestroy();
+      client.resetAndDestroy();
+      return;
     }
     const upstream = tcpConnect({ host: "127.0.0.1", port: target });
     const link: Link = new Link(client, upstream, faults, () => links.delete(link));

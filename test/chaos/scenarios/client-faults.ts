@@ -5,8 +5,6 @@
  */
 
 import { expect } from "vitest";
-import { monotonicMs } from "../history.js";
-import type { RunContext } from "../run-context.js";
 import type { Scenario } from "../scenario.js";
 
 /** S6: the holder is frozen (GC pause, Lambda freeze) for longer than its lease. */
@@ -41,7 +39,8 @@ export const holderPaused: Scenario = {
 export const eventLoopBlocked: Scenario = {
   id: "S7",
   title: "event loop blocked past the lease",
-  fault: "the holder busy-waits 450–600 ms inside using() (ttl 300 ms), unhandled rejections strict",
+  fault:
+    "the holder busy-waits 450–600 ms inside using() (ttl 300 ms), unhandled rejections strict",
   guarantee: "the loss reaches fn (using() throws LOCK_LOST); no unhandled rejection, no crash",
   iterations: 3,
   promises: { exclusive: false },
@@ -82,7 +81,7 @@ export const abortDuringAcquire: Scenario = {
     expect(aborted.t - invoked.t).toBeLessThan(abortAfter + 500);
     await context.sleep(context.rng.between(0, 200));
     await context.nemesis("heal", () => context.stack.proxy.heal());
-    await untilFree(context, aborted.t + ttl + 1_000);
+    await context.untilFree(aborted.t + ttl + 1_000);
     a.wrapUp();
     await context.finish();
   },
@@ -135,17 +134,3 @@ export const holderKilled: Scenario = {
     expect(context.last(b, "acquire", "ok").t - died.t).toBeLessThan(ttl + 1_000);
   },
 };
-
-/**
- * Waits until the run's lock is free; fails if it is still held at monotonic time `deadline`.
- * Call it while the client still lingers, so a leaked extender would still be at work.
- */
-export async function untilFree(context: RunContext, deadline: number): Promise<void> {
-  for (;;) {
-    const state = await context.observer.inspect();
-    if (!state.held) return;
-    const left = deadline - monotonicMs();
-    expect(left, "the lock is still held").toBeGreaterThan(0);
-    await context.sleep(20);
-  }
-}

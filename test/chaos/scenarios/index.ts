@@ -18,8 +18,8 @@ import {
   latency,
   resetStorm,
 } from "./network-faults.js";
-import { redisPaused, redisRestarted, redisUnavailable } from "./server-faults.js";
 import { contention, extensionEdges, staleRelease } from "./semantics.js";
+import { redisPaused, redisRestarted, redisUnavailable } from "./server-faults.js";
 
 /** The scenarios the suite runs. */
 export const scenarios: readonly Scenario[] = [

@@ -7,10 +7,9 @@ import { acquireScript } from "edgelock";
 import { expect } from "vitest";
 import type { HistoryEvent } from "../history.js";
 import type { Transport } from "../protocol.js";
-import type { RunContext } from "../run-context.js";
+import { LOADED_DRIFT, type RunContext } from "../run-context.js";
 import type { Scenario } from "../scenario.js";
 import type { RunHandle } from "../worker-pool.js";
-import { untilFree } from "./client-faults.js";
 
 /** S13: the acquire reaches Redis, its reply is lost, the connection resets; ioredis re-sends. */
 export const ambiguousAcquireTcp: Scenario = {
@@ -83,12 +82,12 @@ export const blackholeDuringAcquire: Scenario = {
     await context.nemesis("blackhole", () => context.stack.proxy.blackhole());
     a.go();
     const invoked = await context.next(a, "acquire", "invoke");
-    const failed = await outcome(context, a);
+    const failed = await context.outcome(a);
     expect(failed).toMatchObject({ type: "info", code: "LOCK_UNAVAILABLE" });
     expect(failed.t - invoked.t).toBeLessThan(3_000);
     await context.sleep(context.rng.between(0, 300));
     await context.nemesis("heal", () => context.stack.proxy.heal());
-    await untilFree(context, failed.t + 300 + ttl + 1_000);
+    await context.untilFree(failed.t + 300 + ttl + 1_000);
     a.wrapUp();
     await context.finish();
     expect(context.events(a, "read")).toHaveLength(0);
@@ -100,8 +99,8 @@ export const blackholeDuringHold: Scenario = {
   id: "S16",
   title: "blackhole during a hold",
   fault:
-    "blackhole between the holder and Redis 50–300 ms into a 2 s section (ttl 1 s); " +
-    "a waiter connected directly",
+    "blackhole between the holder and Redis 50–300 ms into a 2 s section (ttl 1 s, " +
+    `driftFactor ${LOADED_DRIFT}); a waiter connected directly`,
   guarantee:
     "the holder's signal aborts before the server-side expiry; the waiter gets the lock only " +
     "after it; the holder's late write is rejected",
@@ -109,7 +108,7 @@ export const blackholeDuringHold: Scenario = {
   promises: { exclusive: true, timelySignals: true, staleRejections: true },
   async run(context) {
     const ttl = 1_000;
-    const a = await context.start(0, { ttl, work: [1_800, 2_200] });
+    const a = await context.start(0, { ttl, work: [1_800, 2_200], driftFactor: LOADED_DRIFT });
     const b = await context.start(1, { ttl, timeout: 5_000, transport: context.direct });
     a.go();
     await context.next(a, "read");
@@ -188,7 +187,7 @@ export const latency: Scenario = {
  * the client finish.
  */
 async function expectOneFenceOrNothing(context: RunContext, a: RunHandle, ttl: number) {
-  const result = await outcome(context, a);
+  const result = await context.outcome(a);
   if (result.type === "ok") {
     await context.next(a, "hold");
     const end = context.last(a, "release", "invoke").t;
@@ -196,19 +195,10 @@ async function expectOneFenceOrNothing(context: RunContext, a: RunHandle, ttl: n
     expect(new Set(seen.map((s) => s.fence))).toEqual(new Set([result.fence]));
   } else {
     expect(result.code).toBe("LOCK_UNAVAILABLE");
-    await untilFree(context, result.t + ttl + 1_000);
+    await context.untilFree(result.t + ttl + 1_000);
   }
   a.wrapUp();
   await context.finish();
-}
-
-/** The outcome (`ok`, `fail` or `info`) of `handle`'s first acquire. */
-function outcome(context: RunContext, handle: RunHandle): Promise<HistoryEvent> {
-  return context.history.waitFor(
-    (e) => e.p === handle.pid && e.op === "acquire" && e.type !== "invoke",
-    10_000,
-    `the outcome of process ${handle.pid}'s acquire`,
-  );
 }
 
 /** How long each acquire of a process took, from invoke to outcome, ms. */

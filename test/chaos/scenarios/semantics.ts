@@ -47,20 +47,22 @@ export const staleRelease: Scenario = {
   id: "S2",
   title: "stale release",
   fault: "A's 300 ms lease runs out while it works 550–650 ms; B takes the lock; A releases",
-  guarantee: "A's release reports false (no throw) and B keeps the lock; A's late write is rejected",
+  guarantee:
+    "A's release reports false (no throw) and B keeps the lock; A's late write is rejected",
   iterations: 3,
   promises: { exclusive: false, staleRejections: true },
   async run(context) {
     const a = await context.start(0, { api: "acquire", ttl: 300, work: [550, 650] });
-    const b = await context.start(1, { api: "acquire", ttl: 1_500, work: [400, 500] });
+    const b = await context.start(1, { api: "acquire", ttl: 1_500, work: [600, 700] });
     a.go();
     await context.next(a, "acquire", "ok");
     b.go();
-    const release = await context.next(a, "release", "ok");
+    await context.finish();
+    const release = context.last(a, "release", "ok");
     expect(release.released).toBe(false);
     const bFence = context.last(b, "acquire", "ok").fence;
-    expect(await context.observer.inspect()).toMatchObject({ held: true, fence: bFence });
-    await context.finish();
+    const bHeld = context.observer.samples.filter((s) => s.held && s.fence === bFence);
+    expect(bHeld.some((s) => s.sent > release.t)).toBe(true);
   },
 };
 
@@ -98,8 +100,5 @@ export const extensionEdges: Scenario = {
     const bFence = context.last(b, "acquire", "ok").fence;
     const bLeft = context.observer.samples.filter((s) => s.held && s.fence === bFence);
     expect(Math.max(...bLeft.map((s) => s.ttl))).toBeGreaterThan(1_000);
-    if (contended) {
-      expect(context.last(a, "extend", "invoke").t).toBeGreaterThan(bLeft[0]?.sent ?? Infinity);
-    }
   },
 };
