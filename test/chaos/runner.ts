@@ -63,6 +63,7 @@ export async function runScenario(
       problems.push(error instanceof Error ? error.message : String(error));
     }
     await context.cleanup();
+    problems.push(...environment.pool.takeCrashes().map((error) => error.message));
     const metrics = check(context.checkInput());
     addMetrics(total, metrics);
     runs++;

@@ -57,7 +57,8 @@ class Worker {
   readonly hello: Promise<void>;
   readonly exited: Promise<void>;
 
-  constructor() {
+  /** @param crashed told when the process dies on its own between runs. */
+  constructor(private readonly crashed: (error: Error) => void) {
     this.#child = spawn(
       process.execPath,
       ["--unhandled-rejections=strict", "--import", "tsx", ENTRY],
@@ -162,23 +163,29 @@ class Worker {
   #exit(code: number | null, signal: NodeJS.Signals | null): void {
     const run = this.#run;
     this.#run = undefined;
-    if (!run) return;
     if (this.#killed) {
-      run.finish({ kind: "killed" });
+      run?.finish({ kind: "killed" });
       return;
     }
     const how = signal ?? `code ${code}`;
-    run.history.record({ t: monotonicMs(), p: this.pid, op: "exit", type: "info", detail: how });
-    run.crash(new Error(`client process ${this.pid} died (${how}):\n${this.#output}`));
+    const error = new Error(`client process ${this.pid} died (${how}):\n${this.#output}`);
+    if (run) {
+      run.history.record({ t: monotonicMs(), p: this.pid, op: "exit", type: "info", detail: how });
+      run.crash(error);
+    } else {
+      this.crashed(error); // a timer of a finished run, say
+    }
   }
 }
 
 /** A fixed number of client process slots. */
 export class WorkerPool {
   readonly #slots: Worker[];
+  /** Processes that died on their own between runs, not yet reported. */
+  readonly #crashes: Error[] = [];
 
-  private constructor(slots: Worker[]) {
-    this.#slots = slots;
+  private constructor(size: number) {
+    this.#slots = Array.from({ length: size }, () => this.#spawn());
     process.on("exit", () => {
       for (const worker of this.#slots) worker.kill();
     });
@@ -186,9 +193,14 @@ export class WorkerPool {
 
   /** Starts `size` client processes and waits until each is listening. */
   static async start(size: number): Promise<WorkerPool> {
-    const slots = Array.from({ length: size }, () => new Worker());
-    await Promise.all(slots.map((worker) => worker.hello));
-    return new WorkerPool(slots);
+    const pool = new WorkerPool(size);
+    await Promise.all(pool.#slots.map((worker) => worker.hello));
+    return pool;
+  }
+
+  /** The processes that died on their own between runs since the last call. */
+  takeCrashes(): Error[] {
+    return this.#crashes.splice(0);
   }
 
   get size(): number {
@@ -200,10 +212,14 @@ export class WorkerPool {
     const current = this.#slots[index];
     if (current === undefined) throw new Error(`no chaos worker slot ${index}`);
     if (current.alive) return current;
-    const fresh = new Worker();
+    const fresh = this.#spawn();
     this.#slots[index] = fresh;
     await fresh.hello;
     return fresh;
+  }
+
+  #spawn(): Worker {
+    return new Worker((error) => this.#crashes.push(error));
   }
 
   /** Kills every process and waits until they are gone. */
