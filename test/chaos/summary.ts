@@ -25,10 +25,11 @@ export function metricsTable(results: readonly ScenarioResult[]): string {
     "stale requests rejected",
     "lost signals (late)",
     "orphan locks (kept alive)",
+    "lock regained after heal",
     "outcome",
     "time",
   ];
-  const rows = results.map(({ id, runs, metrics: m, failure, seconds }) => [
+  const rows = results.map(({ id, runs, metrics: m, failure, seconds, probeMs }) => [
     id,
     runs,
     m.criticalSections,
@@ -39,6 +40,7 @@ export function metricsTable(results: readonly ScenarioResult[]): string {
     m.staleRejected,
     `${m.lostSignals} (${m.lateSignals})`,
     `${m.orphans} (${m.orphansKeptAlive})`,
+    `≤ ${Math.ceil(probeMs)} ms`,
     failure === undefined ? "pass" : "FAIL",
     `${seconds.toFixed(1)} s`,
   ]);
@@ -99,7 +101,9 @@ requests rejected* is fencing at work. *Lost signals (late)*: leases whose \`sig
 how many of those aborted after the server-side expiry the observer saw. *Orphan locks*: locks
 Redis granted that no client was told about (an abandoned or ambiguous acquire); the scenarios
 check each is gone within its ttl (plus the failed call's own retry window), and *kept alive*
-counts those held for more than twice their ttl, which only a leaked extender could do.
+counts those held for more than twice their ttl, which only a leaked extender could do. *Lock
+regained after heal*: the longest a fresh \`acquire\` waited for the lock once the faults were
+healed (liveness).
 `;
 }
 

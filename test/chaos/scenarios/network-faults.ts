@@ -130,7 +130,7 @@ export const blackholeDuringHold: Scenario = {
 export const resetStorm: Scenario = {
   id: "S17",
   title: "packet loss and reset storm",
-  fault: "30 % of chunks and new connections reset; 3 processes × 4 sections",
+  fault: "30 % of chunks and new connections reset; 3 processes × 3 sections",
   guarantee: "no double holder; every call settles in bounded time; no crash",
   iterations: 2,
   // ioredis re-sends commands whose replies were lost (autoResendUnfulfilledCommands), including
@@ -141,7 +141,7 @@ export const resetStorm: Scenario = {
     const timeout = 3_000;
     const handles = await Promise.all(
       [0, 1, 2].map((slot) =>
-        context.start(slot, { iterations: 4, timeout, retryFor: 2_000, gap: [0, 20] }),
+        context.start(slot, { iterations: 3, timeout, retryFor: 1_500, gap: [0, 20] }),
       ),
     );
     await context.nemesis("drop 30 %", () => context.stack.proxy.dropProbability(0.3));
