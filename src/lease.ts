@@ -123,6 +123,12 @@ export class Lease {
     const sentAt = now();
     const extended = await this.#ops.extend(this.key, this.#names, this.token, ttl);
     if (this.#released) return;
+    if (this.#lost) {
+      // Given up while the request was on its way (its answer came after the lease ran out here):
+      // an extension that landed anyway must not keep the lock from everyone else.
+      if (extended) this.#ops.release(this.key, this.#names, this.token).catch(() => false);
+      throw this.#lost;
+    }
     if (!extended) {
       throw this.#lose(new LockLostError(this.key, "it expired or is held by someone else"));
     }

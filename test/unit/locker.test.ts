@@ -482,6 +482,26 @@ describe("lease signal", () => {
   });
 });
 
+describe("an extension answered after the lease ran out", () => {
+  it("is undone: the lock it renewed is released, and extend throws the loss", async () => {
+    const recording = record(memoryAdapter(), async (call, run) => {
+      const reply = await run();
+      if (call.script === "extend") await delay(100); // lands in Redis at once, answers late
+      return reply;
+    });
+    const locker = createLocker({ adapter: recording.adapter });
+    const lease = await mustAcquire(locker.tryAcquire("job", 60));
+    const { signal } = lease;
+    const extending = lease.extend(5_000).catch((e: unknown) => e);
+    await delay(80);
+    expect(signal.aborted).toBe(true); // given up here while the request was out
+    expect((await locker.inspect("job", lease.token)).mine).toBe(true); // but renewed in Redis
+    expect(await extending).toBe(signal.reason);
+    await vi.waitFor(() => expect(recording.of("release")).toHaveLength(1));
+    expect(await locker.inspect("job")).toMatchObject({ held: false });
+  });
+});
+
 describe("a lease that arrives too late", () => {
   function slowReplies(ms: number) {
     return record(memoryAdapter(), async (call, run) => {

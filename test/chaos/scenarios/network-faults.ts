@@ -103,7 +103,7 @@ export const blackholeDuringHold: Scenario = {
     `driftFactor ${LOADED_DRIFT}); a waiter connected directly`,
   guarantee:
     "the holder's signal aborts before the server-side expiry; the waiter gets the lock only " +
-    "after it; the holder's late write is rejected",
+    "after that abort; the holder's late write is rejected",
   iterations: 3,
   promises: { exclusive: true, timelySignals: true, staleRejections: true },
   async run(context) {
@@ -122,7 +122,11 @@ export const blackholeDuringHold: Scenario = {
     const expiry = context.expiryOf(lost.fence);
     expect(lost.t).toBeLessThan(expiry);
     expect(context.last(a, "hold")).toMatchObject({ type: "fail", code: "LOCK_LOST" });
-    expect(context.last(b, "acquire", "ok").t).toBeGreaterThan(expiry);
+    // The waiter gets the lock only once the holder has been told it lost it. (Not necessarily
+    // after the expiry the observer saw: an extension held back by the blackhole and delivered on
+    // heal can land just before the expiry and renew it; the holder, having given up, then
+    // deletes the lock at once rather than sit on it.)
+    expect(context.last(b, "acquire", "ok").t).toBeGreaterThan(lost.t);
   },
 };
 
