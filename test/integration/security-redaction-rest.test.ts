@@ -82,7 +82,10 @@ async function failure(promise: Promise<unknown>, code = "LOCK_UNAVAILABLE"): Pr
 
 /** Everything a response shows: status, headers and body. */
 async function shown(response: Response): Promise<string> {
-  const headers = [...response.headers].map(([name, value]) => `${name}: ${value}`);
+  const headers: string[] = [];
+  response.headers.forEach((value, name) => {
+    headers.push(`${name}: ${value}`);
+  });
   return [String(response.status), ...headers, await response.text()].join("\n");
 }
 
