@@ -4,6 +4,7 @@
  * - Scripts run with `EVALSHA`, and with `EVAL` only after a real `NOSCRIPT` reply.
  * - Every command has a deadline (`commandTimeout`), so a dead connection fails the operation
  *   instead of hanging it; the core then retries with the same token, which is safe.
+ * - Errors are stripped of the command's arguments, so a lock token never appears in them.
  * - Waiters are woken by release announcements through one subscriber connection per client,
  *   shared by every waiter and closed when the last one stops listening.
  *
@@ -96,8 +97,8 @@ export function ioredisAdapter(
   const run: LockAdapter["evalScript"] = (script, keys, args) =>
     evalWithFallback(
       script,
-      (sha1) => deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args)),
-      (lua) => deadlines.run(client.eval(lua, keys.length, ...keys, ...args)),
+      (sha1) => redacted(deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args))),
+      (lua) => redacted(deadlines.run(client.eval(lua, keys.length, ...keys, ...args))),
     );
   const replication = replicated(client, run, timeout, options.waitReplicas);
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
@@ -231,6 +232,28 @@ class SubscriptionHub {
   }
 }
 
+/** `promise`, rejecting with {@link withoutArguments} of its error. */
+function redacted<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch((error: unknown) => {
+    throw withoutArguments(error);
+  });
+}
+
+/**
+ * An ioredis error without the failed command's arguments, which hold the lock token (or, for
+ * the handshake, the password): ioredis attaches them as `command.args`, and Redis echoes them in
+ * "unknown command '…', with args beginning with: …". A fresh Error with the same name and the
+ * message up to the echo; errors without either pass through untouched.
+ */
+function withoutArguments(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const echo = error.message.indexOf(", with args beginning with:");
+  if (echo < 0 && !("command" in error)) return error;
+  const clean = new Error(echo < 0 ? error.message : error.message.slice(0, echo));
+  clean.name = error.name;
+  return clean;
+}
+
 /**
  * The `redis://` and `rediss://` transport of `RedisLock`: creates (and on close quits) its own
  * ioredis client for the resolved host, port, credentials and database; TLS for `rediss://`.
@@ -260,11 +283,11 @@ export const ioredisTransport: LockTransport = {
       await client.connect();
     } catch (error) {
       client.disconnect();
-      throw error;
+      throw withoutArguments(error);
     }
     return {
       adapter: ioredisAdapter(client),
-      ping: async () => void (await client.ping()),
+      ping: async () => void (await redacted(client.ping())),
       close: async () => void (await client.quit().catch(() => client.disconnect())),
     };
   },

@@ -96,7 +96,8 @@ function sender(redis: object, options: UpstashAdapterOptions) {
 /**
  * The `http://` and `https://` transport of `RedisLock`: an `@upstash/redis` client for the
  * resolved URL, with `credential.password` as the REST token and no client-side retries
- * (edgelock retries with the same token).
+ * (edgelock retries with the same token). Plain `http://` is refused (`INVALID_CONFIG`) unless
+ * the host is loopback: the token would cross the network in clear.
  *
  * @example
  * ```ts
@@ -106,6 +107,13 @@ function sender(redis: object, options: UpstashAdapterOptions) {
 export const upstashTransport: LockTransport = {
   protocols: ["http:", "https:"],
   async connect(target) {
+    if (target.protocol === "http:" && !isLoopback(target.host)) {
+      throw new LockConfigError(
+        "connection.uri",
+        `refuses http://${target.host}: the REST token would cross the network in clear; ` +
+          "use https:// (http:// is accepted for loopback hosts only)",
+      );
+    }
     if (!target.password) {
       throw new LockConfigError(
         "credential.password",
@@ -144,15 +152,28 @@ function requesterOf(redis: object): UpstashRequester {
   return requester as UpstashRequester;
 }
 
+/** True for `localhost` (and `*.localhost`), 127.0.0.0/8 and `::1`. */
+function isLoopback(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return (
+    host === "localhost" ||
+    host.endsWith(".localhost") ||
+    host === "::1" ||
+    /^127(\.\d{1,3}){3}$/.test(host)
+  );
+}
+
 /**
- * The client's error with the echoed request (", command was: [...]", which holds the token)
- * cut from its message. The original is not kept as the cause, since its message has the token.
+ * The error with the echoed request cut from its message: the client's ", command was: [...]"
+ * and Redis's "unknown command '…', with args beginning with: …", both of which hold the lock
+ * token. The original is not kept as the cause, since its message has the token. (Terse: this
+ * runs in every edge bundle.)
  */
 function redact(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
-  const cut = error.message.indexOf(", command was:");
-  if (cut < 0) return error;
-  const clean = new Error(error.message.slice(0, cut));
+  const kept = error.message.replace(/, (command was|with args).*/s, "");
+  if (kept === error.message) return error;
+  const clean = new Error(kept);
   clean.name = error.name;
   return clean;
 }

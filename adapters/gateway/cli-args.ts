@@ -23,6 +23,8 @@ Options:
   --read-only-token <token> a token that may only read; repeat for several
   --max-body-bytes <n>      largest request body in bytes (default 1048576)
   --command-timeout <ms>    deadline of one Redis command in milliseconds (default 5000)
+  --tls-cert <file>         serve HTTPS with this PEM certificate (chain); needs --tls-key
+  --tls-key <file>          the PEM private key of --tls-cert
   -h, --help                show this help
 
 Environment:
@@ -31,7 +33,8 @@ Environment:
   REDIS_URL                         Redis to serve when --redis is not given
 
 At least one token is required. Prefer the environment for tokens: command-line arguments are
-visible to other users of the machine (ps). The gateway never prints a token.
+visible to other users of the machine (ps). The gateway never prints a token. Serve HTTPS
+(--tls-cert, --tls-key) whenever clients reach it over a network: every request carries a token.
 
 Example:
   EDGELOCK_GATEWAY_TOKENS=s3cret npx edgelock gateway --redis redis://127.0.0.1:6379 --port 8079
@@ -51,6 +54,8 @@ export interface GatewayCliOptions {
   maxBodyBytes?: number;
   /** `--command-timeout`, in milliseconds. */
   commandTimeout?: number;
+  /** `--tls-cert` and `--tls-key`: the PEM files to serve HTTPS with. */
+  tlsFiles?: { cert: string; key: string };
 }
 
 /** The parsed command line: show the help, or start the gateway. */
@@ -90,6 +95,8 @@ function parse(argv: readonly string[]) {
         "read-only-token": { type: "string", multiple: true },
         "max-body-bytes": { type: "string" },
         "command-timeout": { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -139,6 +146,11 @@ export function parseGatewayArgs(
   }
   const maxBodyBytes = integer("--max-body-bytes", values["max-body-bytes"], 1, 2 ** 31);
   const commandTimeout = integer("--command-timeout", values["command-timeout"], 1, 2 ** 31);
+  const cert = values["tls-cert"];
+  const key = values["tls-key"];
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new CliUsageError("--tls-cert and --tls-key go together: pass both, or neither");
+  }
   return {
     kind: "gateway",
     options: {
@@ -148,6 +160,7 @@ export function parseGatewayArgs(
       tokens: [...readWrite, ...readOnly.map((token) => ({ token, readOnly: true }))],
       ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
       ...(commandTimeout === undefined ? {} : { commandTimeout }),
+      ...(cert === undefined || key === undefined ? {} : { tlsFiles: { cert, key } }),
     },
   };
 }

@@ -9,10 +9,14 @@
  * @module
  */
 
-import { CliUsageError, GATEWAY_USAGE, parseGatewayArgs } from "./cli-args";
-import { startGateway } from "./server";
+import { readFile } from "node:fs/promises";
+import { CliUsageError, GATEWAY_USAGE, type GatewayCliOptions, parseGatewayArgs } from "./cli-args";
+import { type StartGatewayOptions, startGateway } from "./server";
 
-/** The Redis URL without its credentials, for printing. */
+/**
+ * The Redis URL without its credentials, for printing: no user info, and no query values
+ * (ioredis also reads `?password=` from the query).
+ */
 function redisForDisplay(url: string): string {
   try {
     const parsed = new URL(url);
@@ -20,10 +24,19 @@ function redisForDisplay(url: string): string {
       parsed.username = "";
       parsed.password = "***";
     }
+    for (const name of new Set(parsed.searchParams.keys())) parsed.searchParams.set(name, "***");
     return parsed.toString();
   } catch {
     return "(the given Redis)";
   }
+}
+
+/** The options of {@link startGateway} for a command line, with the TLS files read. */
+async function gatewayOptions(cli: GatewayCliOptions): Promise<StartGatewayOptions> {
+  const { tlsFiles, ...options } = cli;
+  if (tlsFiles === undefined) return options;
+  const [cert, key] = await Promise.all([readFile(tlsFiles.cert), readFile(tlsFiles.key)]);
+  return { ...options, tls: { cert, key } };
 }
 
 async function main(): Promise<void> {
@@ -44,7 +57,7 @@ async function main(): Promise<void> {
   const { options } = command;
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gateway = await startGateway(options);
+    gateway = await startGateway(await gatewayOptions(options));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`edgelock gateway: cannot start: ${message}\n`);

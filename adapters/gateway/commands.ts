@@ -173,10 +173,31 @@ export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "time",
 ]);
 
+/**
+ * `text` with ASCII letters lower-cased and every other character kept, which is how Redis folds
+ * the case of command names and options. `String.prototype.toLowerCase` folds more: `"ſ"` (long
+ * s) upper-cases to `"S"`, so a Unicode-folded check would see `"ſelect"` while Redis ran
+ * `SELECT`.
+ *
+ * @example
+ * ```ts
+ * asciiLowerCase("SeLeCt"); // "select"
+ * asciiLowerCase("ſelect"); // "ſelect" (Redis: unknown command)
+ * ```
+ */
+function asciiLowerCase(text: string): string {
+  return text.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
+/** `text` with ASCII letters upper-cased and every other character kept; see {@link asciiLowerCase}. */
+export function asciiUpperCase(text: string): string {
+  return text.replace(/[a-z]+/g, (letters) => letters.toUpperCase());
+}
+
 /** True when an `XREAD`/`XREADGROUP` has a `BLOCK` option before `STREAMS`. */
 function hasBlockOption(args: readonly string[], from: number): boolean {
   for (let i = from; i < args.length; i++) {
-    const word = args[i]?.toLowerCase();
+    const word = asciiLowerCase(args[i] ?? "");
     if (word === "streams") return false;
     if (word === "block") return true;
   }
@@ -188,7 +209,7 @@ function blockedReason(name: string, command: Command): string | undefined {
   const stateReason = CONNECTION_STATE.get(name);
   if (stateReason !== undefined) return stateReason;
   if (name === "client") {
-    const sub = command[1]?.toLowerCase() ?? "";
+    const sub = asciiLowerCase(command[1] ?? "");
     return CLIENT_READS.has(sub) ? undefined : "it would change a Redis connection";
   }
   if (BLOCKING.has(name)) return "blocking commands are not supported over REST";
@@ -201,8 +222,8 @@ function blockedReason(name: string, command: Command): string | undefined {
 /** True when a read-only token may run `command`. */
 function isReadOnly(name: string, command: Command): boolean {
   if (READ_ONLY_COMMANDS.has(name)) return true;
-  const sub = command[1]?.toLowerCase();
-  return sub !== undefined && READ_ONLY_COMMANDS.has(`${name} ${sub}`);
+  const sub = command[1];
+  return sub !== undefined && READ_ONLY_COMMANDS.has(`${name} ${asciiLowerCase(sub)}`);
 }
 
 /**
@@ -219,7 +240,7 @@ function isReadOnly(name: string, command: Command): boolean {
  * ```
  */
 export function commandRejection(command: Command, access: Access): string | undefined {
-  const name = command[0].toLowerCase();
+  const name = asciiLowerCase(command[0]);
   const reason = blockedReason(name, command);
   if (reason !== undefined) {
     return `ERR '${name}' is not allowed through this gateway: ${reason}`;

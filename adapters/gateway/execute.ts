@@ -4,6 +4,8 @@
  * - Commands go out through `callBuffer` with the name upper-cased: ioredis keys its reply
  *   transformers (which turn `hgetall` into an object, `zrange ... withscores` into pairs, ...)
  *   by the lower-case name, so this returns Redis's own RESP2 shapes, with strings as Buffers.
+ *   Only ASCII letters are upper-cased, as Redis folds them, so the name Redis runs is the name
+ *   the gateway checked (`"ſelect"` stays an unknown command instead of becoming `SELECT`).
  * - A Redis error reply is an outcome like any other (`{error}`, status 400 for one command).
  *   Anything else (connection down, command timeout) is a {@link GatewayError} 503: the command
  *   may or may not have run, and the client must not take it for a Redis answer.
@@ -14,7 +16,7 @@
  */
 
 import type { Redis } from "ioredis";
-import type { Command } from "./commands";
+import { asciiUpperCase, type Command } from "./commands";
 import { GatewayError } from "./errors";
 
 /** What one command produced: its raw reply, or the text of a Redis error reply. */
@@ -41,7 +43,7 @@ function settle(result: PromiseSettledResult<unknown>): Outcome {
 }
 
 const send = (redis: Redis, [name, ...args]: Command) =>
-  redis.callBuffer(name.toUpperCase(), ...args);
+  redis.callBuffer(asciiUpperCase(name), ...args);
 
 /**
  * Runs one command.
@@ -91,7 +93,7 @@ export async function runTransaction(
   commands: readonly Command[],
 ): Promise<Outcome[]> {
   const transaction = redis.multi();
-  for (const [name, ...args] of commands) transaction.callBuffer(name.toUpperCase(), ...args);
+  for (const [name, ...args] of commands) transaction.callBuffer(asciiUpperCase(name), ...args);
   let replies: [error: Error | null, reply: unknown][] | null;
   try {
     replies = await transaction.exec();

@@ -26,6 +26,7 @@ export { type GatewayErrorBody, WRONGPASS } from "./errors";
 export { DEFAULT_COMMAND_TIMEOUT, type GatewayRedisOptions, gatewayRedis } from "./redis";
 export {
   DEFAULT_PORT,
+  type GatewayTlsOptions,
   KEEP_ALIVE_TIMEOUT,
   type RunningGateway,
   type StartGatewayOptions,

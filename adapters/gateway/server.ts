@@ -6,6 +6,7 @@
  *   never sends a request on a socket the server is closing, which it would retry, applying the
  *   command twice.
  * - Every request is answered, including malformed HTTP (400 JSON).
+ * - With `tls`, it serves HTTPS (`node:https`) instead, so tokens never cross the network in clear.
  * - `close()` stops accepting connections, answers the requests in flight (with
  *   `Connection: close`), closes idle connections, then quits Redis if it created the client.
  *
@@ -14,6 +15,7 @@
 
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { Redis } from "ioredis";
 import { createGatewayApp } from "./app";
@@ -51,11 +53,24 @@ export interface StartGatewayOptions {
    * @default 5000
    */
   commandTimeout?: number;
+  /**
+   * Serve HTTPS with this certificate (chain) and private key, both PEM; plain HTTP without.
+   * Use it whenever clients reach the gateway over a network: tokens travel in every request.
+   */
+  tls?: GatewayTlsOptions;
+}
+
+/** The certificate of an HTTPS gateway. */
+export interface GatewayTlsOptions {
+  /** The server certificate, followed by any intermediates, in PEM. */
+  cert: string | Buffer;
+  /** The certificate's private key, in PEM. */
+  key: string | Buffer;
 }
 
 /** A running gateway, from {@link startGateway}. */
 export interface RunningGateway {
-  /** The base URL to give `@upstash/redis`: `http://127.0.0.1:8079`. */
+  /** The base URL to give `@upstash/redis`: `http://127.0.0.1:8079` (`https://` with `tls`). */
   readonly url: string;
   /** The port listened on (the one picked, when `port` was 0). */
   readonly port: number;
@@ -75,8 +90,8 @@ const BAD_REQUEST =
   "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n" +
   `content-length: ${BAD_REQUEST_BODY.length}\r\n\r\n${BAD_REQUEST_BODY}`;
 
-function originOf(host: string, port: number): string {
-  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+function originOf(scheme: "http" | "https", host: string, port: number): string {
+  return `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {
@@ -99,14 +114,15 @@ function onClientError(error: Error & { code?: string }, socket: Socket): void {
   socket.end(BAD_REQUEST);
 }
 
-/** Serves `app` on `node:http`; `onClosed` runs once the server has closed. */
+/** Serves `app` on `node:http` (`node:https` with `tls`); `onClosed` runs once it has closed. */
 async function serve(
   app: FetchHandler,
   port: number,
   host: string,
+  tls: GatewayTlsOptions | undefined,
   onClosed: () => Promise<void>,
 ): Promise<RunningGateway> {
-  const server = createServer();
+  const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }) : createServer();
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT;
   server.headersTimeout = KEEP_ALIVE_TIMEOUT + 1_000;
   server.requestTimeout = REQUEST_TIMEOUT;
@@ -123,7 +139,7 @@ async function serve(
   });
 
   const boundPort = await listen(server, port, host);
-  origin = originOf(host, boundPort);
+  origin = originOf(tls ? "https" : "http", host, boundPort);
   let closed: Promise<void> | undefined;
   return {
     url: origin,
@@ -181,7 +197,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       tokens: options.tokens,
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
     });
-    return await serve(app, port, host, quitRedis);
+    return await serve(app, port, host, options.tls, quitRedis);
   } catch (error) {
     await quitRedis();
     throw error;

@@ -73,6 +73,18 @@ describe("parseGatewayArgs", () => {
     expect(flagWins.kind === "gateway" && flagWins.options.redis).toBe("redis://flag:1");
   });
 
+  it("reads --tls-cert and --tls-key, which go together", () => {
+    const tls = ["--tls-cert", "/etc/gw/cert.pem", "--tls-key", "/etc/gw/key.pem"];
+    expect(parseGatewayArgs(["gateway", "--token", "t", ...tls], {})).toMatchObject({
+      options: { tlsFiles: { cert: "/etc/gw/cert.pem", key: "/etc/gw/key.pem" } },
+    });
+    for (const half of [tls.slice(0, 2), tls.slice(2)]) {
+      expect(() => parseGatewayArgs(["gateway", "--token", "t", ...half], {})).toThrow(
+        /--tls-cert and --tls-key go together/,
+      );
+    }
+  });
+
   it("shows the help for --help or -h", () => {
     expect(parseGatewayArgs(["gateway", "--help"], {})).toEqual({ kind: "help" });
     expect(parseGatewayArgs(["-h"], {})).toEqual({ kind: "help" });

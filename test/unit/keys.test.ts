@@ -1,4 +1,11 @@
-import { InvalidArgumentError, lockNames, MAX_KEY_LENGTH } from "edgelock";
+import {
+  createLocker,
+  IdempotencyStore,
+  InvalidArgumentError,
+  lockNames,
+  MAX_KEY_LENGTH,
+} from "edgelock";
+import { memoryAdapter } from "edgelock/memory";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
@@ -180,5 +187,113 @@ describe("lockNames", () => {
 
   it("the prefix separates namespaces", () => {
     expect(lockNames("a", "b:c").lock).not.toBe(lockNames("a:b", "c").lock);
+  });
+
+  it("refuses a prefix with braces, which would put a hash tag outside the key's", () => {
+    for (const prefix of ["{p}", "a{", "}b", "x:{y}:z"]) {
+      expect(() => createLocker({ adapter: memoryAdapter(), prefix })).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", argument: "prefix" }),
+      );
+    }
+  });
+});
+
+/**
+ * Any (prefix, key) pair the locker accepts, drawn from the characters that could confuse the
+ * layout: the separators, the escape, the suffix words, braces in keys (never in prefixes, which
+ * the locker refuses).
+ */
+const pairs = (() => {
+  const tricky = fc.constantFrom(":", "%", "7", "B", "D", "2", "5", "f", "e", "n", "c", "r", "a");
+  const prefix = fc.oneof(
+    fc.string({ unit: tricky, minLength: 1, maxLength: 12 }),
+    fc.string({ unit: "grapheme", minLength: 1, maxLength: 12 }).filter((p) => !/[{}]/.test(p)),
+  );
+  const key = fc.oneof(
+    fc.string({ unit: fc.oneof(tricky, fc.constantFrom("{", "}")), minLength: 1, maxLength: 16 }),
+    fc.string({ unit: "binary", minLength: 1, maxLength: 16 }),
+    fc.constantFrom(...TRICKY),
+  );
+  return fc.tuple(prefix, key);
+})();
+
+/** The prefix and key a lock name was made from, read back from the name alone. */
+function parseLockName(name: string): [prefix: string, key: string] | undefined {
+  const match = /^([^{}]*):\{([^{}]*)\}$/.exec(name);
+  return match ? [match[1] as string, unescapeTag(match[2] as string)] : undefined;
+}
+
+describe("lockNames across prefixes (namespacing)", () => {
+  it("property: a lock's three names share one slot, the hash of its escaped key", () => {
+    fc.assert(
+      fc.property(pairs, ([prefix, key]) => {
+        const { lock, fence, channel } = lockNames(prefix, key);
+        const slot = keySlot(lock);
+        expect(keySlot(fence)).toBe(slot);
+        expect(keySlot(channel)).toBe(slot);
+        expect(slot).toBe(crc16(new TextEncoder().encode(tagOf(lock))) % 16384);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it("property: the pair can be read back from the lock name, so distinct pairs never share a name", () => {
+    fc.assert(
+      fc.property(pairs, pairs, ([p1, k1], [p2, k2]) => {
+        const a = lockNames(p1, k1);
+        const b = lockNames(p2, k2);
+        expect(parseLockName(a.lock)).toEqual([p1, k1]);
+        expect(a.fence).toBe(`${a.lock}:fence`);
+        expect(a.channel).toBe(`${a.lock}:free`);
+        const names = new Set([a.lock, a.fence, a.channel, b.lock, b.fence, b.channel]);
+        expect(names.size).toBe(p1 === p2 && k1 === k2 ? 3 : 6);
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+
+  it("property: no key is another key's fence or channel, whatever it spells", () => {
+    fc.assert(
+      fc.property(pairs, ([prefix, key]) => {
+        const { fence, channel } = lockNames(prefix, key);
+        // A caller trying to name the fence or the channel of `key` as a lock key of its own:
+        const attempts = [`${key}}:fence`, `${key}:fence`, `${key}}:free`, fence, channel];
+        for (const attempt of attempts.filter((a) => a.length <= MAX_KEY_LENGTH)) {
+          const names = lockNames(prefix, attempt);
+          expect([names.lock, names.fence, names.channel]).not.toContain(fence);
+          expect([names.lock, names.fence, names.channel]).not.toContain(channel);
+        }
+      }),
+      { numRuns: 800 },
+    );
+  });
+
+  it("property: every name stays under its prefix and inside its own hash tag", () => {
+    fc.assert(
+      fc.property(pairs, ([prefix, key]) => {
+        for (const name of Object.values(lockNames(prefix, key))) {
+          expect(name.startsWith(`${prefix}:{`)).toBe(true);
+          expect(name.split("{")).toHaveLength(2); // one tag: the key cannot open another
+          expect(name.split("}")).toHaveLength(2);
+        }
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it("property: idempotency records never share a name with a lock, even under one prefix", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        pairs,
+        fc.array(fc.string(), { maxLength: 4 }),
+        async ([prefix, key], parts) => {
+          const record = await new IdempotencyStore(memoryAdapter(), { prefix }).recordKey(parts);
+          expect(record.startsWith(`${prefix}:v1:`)).toBe(true);
+          expect(record.slice(prefix.length + 4)).toMatch(/^[0-9a-f]{64}$/);
+          expect(Object.values(lockNames(prefix, key))).not.toContain(record);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
