@@ -133,8 +133,8 @@ describe("authentication", () => {
 
 describe("a read-only token", () => {
   const scripts: [LockScript, number][] = [
-    [acquireScript, 2],
-    [releaseScript, 2],
+    [acquireScript, 4],
+    [releaseScript, 4],
     [extendScript, 2],
     [inspectScript, 2],
     [beginScript, 1],
@@ -145,7 +145,7 @@ describe("a read-only token", () => {
   const argv = ["el1.AAAAAAAAAAAAAAAAAAAAAAAAAAA", "5000", "604800000", "x", "x", "x", "x", "5000"];
   const writes: string[][] = [
     ...scripts.flatMap(([script, keys]) => {
-      const names = ["ro:{k}", "ro:{k}:fence"].slice(0, keys);
+      const names = ["ro:{k}", "ro:{k}:fence", "ro:{k}:queue", "ro:{k}:waiters"].slice(0, keys);
       const tail = [String(keys), ...names, ...argv];
       return [
         ["evalsha", script.sha1, ...tail],
@@ -199,7 +199,9 @@ describe("a read-only token", () => {
       ["evalsha_ro", acquireScript.sha1],
       ["eval_ro", acquireScript.lua],
     ] as const) {
-      const command = [name, body, "2", "ro:{free}", "ro:{free}:fence", ...argv.slice(0, 3)];
+      const keys = ["ro:{free}", "ro:{free}:fence", "ro:{free}:queue", "ro:{free}:waiters"];
+      const args = [argv[0] ?? "", "ro:{free}:free", "604800000", "5000", "0"];
+      const command = [name, body, "4", ...keys, ...args];
       const answer = await send("/", { token: READ_ONLY, body: json(command) });
       expect(answer.status, name).toBe(400);
       expect(errorOf(answer)).toMatch(/Write commands are not allowed from read-only scripts/);

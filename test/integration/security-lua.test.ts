@@ -22,6 +22,8 @@ const KEY_ARGUMENTS: Record<string, "first" | "all" | "none"> = {
   HSET: "first",
   HMGET: "first",
   HDEL: "first",
+  LPOP: "first",
+  RPUSH: "first",
   TIME: "none",
   PUBLISH: "none",
 };
@@ -57,9 +59,12 @@ async function exercise(key: string, round: number): Promise<void> {
   const lease = await locker.tryAcquire(key, 5_000);
   if (!lease) throw new Error(`${key} should have been free`);
   expect(await locker.tryAcquire(key, 5_000)).toBeNull();
+  const waiting = locker.acquire(key, 5_000, { timeout: 5_000 }); // joins the line
+  await new Promise((resolve) => setTimeout(resolve, 30));
   await lease.extend(5_000);
   await locker.inspect(key, lease.token);
-  await lease.release();
+  await lease.release(); // hands the lock to the waiter and announces it
+  await (await waiting).release();
   const store = new IdempotencyStore(ioredisAdapter(client), { prefix: "i:x" });
   const record = await store.recordKey([key, String(round)]);
   const begun = await store.begin(record, "fp", 5_000);
@@ -105,7 +110,8 @@ describe("the keys the scripts touch, as Redis saw them", () => {
     }
     expect(problems).toEqual([]);
     // Every kind of access happened, so the check above had something to check.
-    for (const command of ["GET", "SET", "DEL", "PEXPIRE", "PTTL", "HGET", "HSET", "PUBLISH"]) {
+    const kinds = ["GET", "SET", "DEL", "PEXPIRE", "PTTL", "HGET", "HSET", "HDEL", "LPOP", "RPUSH"];
+    for (const command of [...kinds, "PUBLISH"]) {
       expect(ran, command).toContain(command);
     }
     const scripts = seen.filter(
