@@ -245,7 +245,7 @@ describe.each(found.map((entry) => [entry.script.name, entry] as const))("%s", (
   it("is a constant: one template literal, composed only of constant fragments, used as is", () => {
     // The one interpolation allowed is a shared constant fragment of Lua (the hand-off), itself
     // a plain literal (checked below).
-    const text = literal.replaceAll("${handOffLua}", handOff.literal);
+    const text = literal.replaceAll(`$\{handOffLua}`, handOff.literal);
     expect(text, `${file} interpolates into its Lua`).not.toContain("${");
     expect(text, `${file}: the Lua must be plain text (no escapes to decode)`).not.toContain("\\");
     expect(script.lua).toBe(text);
