@@ -155,6 +155,16 @@ export class Lease {
     }
   }
 
+  /** What `JSON.stringify` shows: everything but the token, which is a credential. */
+  toJSON(): { key: string; fence: number; ttl: number; held: boolean } {
+    return { key: this.key, fence: this.fence, ttl: this.ttl, held: this.held };
+  }
+
+  /** What Node's `console.log` and `util.inspect` show: the same, never the token. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return `Lease ${JSON.stringify(this)}`;
+  }
+
   /** Releases the lock for `await using`; swallows failures, since the lease expires anyway. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release().catch(() => false);

@@ -1,4 +1,5 @@
 import { getEventListeners } from "node:events";
+import { inspect } from "node:util";
 import {
   createLocker,
   FENCE_RETENTION,
@@ -455,6 +456,25 @@ describe("transport failures", () => {
       expect(await locker.inspect("job")).toMatchObject({ held: false });
     },
   );
+});
+
+describe("lease display", () => {
+  it("never shows the token in JSON or console output", async () => {
+    const locker = createLocker({ adapter: memoryAdapter() });
+    const lease = await mustAcquire(locker.tryAcquire("job", 5_000));
+    const shown = [JSON.stringify(lease), inspect(lease), inspect({ lease }, { depth: 5 })];
+    for (const text of shown) {
+      expect(text).not.toContain(lease.token);
+      expect(text).toContain(String(lease.fence));
+    }
+    expect(JSON.parse(JSON.stringify(lease))).toEqual({
+      key: "job",
+      fence: lease.fence,
+      ttl: 5_000,
+      held: true,
+    });
+    await lease.release();
+  });
 });
 
 describe("lease signal", () => {
