@@ -477,6 +477,29 @@ describe("lease display", () => {
   });
 });
 
+describe("wall-clock jumps (S8)", () => {
+  it.each([60_000, -60_000])(
+    "change nothing about a lease's validity: Date.now %+d ms",
+    async (jump) => {
+      const locker = createLocker({ adapter: memoryAdapter() });
+      const lease = await mustAcquire(locker.tryAcquire("job", 300));
+      const { signal } = lease;
+      const real = Date.now();
+      vi.spyOn(Date, "now").mockReturnValue(real + jump);
+      try {
+        expect(lease.held).toBe(true);
+        expect(lease.remaining()).toBeGreaterThan(250);
+        await delay(100);
+        expect(signal.aborted).toBe(false); // neither expired early nor stretched
+        await delay(250);
+        expect(signal.aborted).toBe(true);
+      } finally {
+        vi.restoreAllMocks();
+      }
+    },
+  );
+});
+
 describe("lease signal", () => {
   it("costs no timer until it is read, and a lease read after its deadline is already aborted", async () => {
     const locker = createLocker({ adapter: memoryAdapter() });
