@@ -112,7 +112,13 @@ export class LockUnavailableError extends LockError {
    */
   constructor(operation: string, key: string | undefined, cause: unknown, secret?: string) {
     const reason = describe(cause);
-    const shown = secret ? reason.replaceAll(secret, "<token>") : reason;
+    // A short secret (a weak password) could be cut out of ordinary words: withhold the reason.
+    const short = secret !== undefined && secret.length < 8 && reason.includes(secret);
+    const shown = short
+      ? "(reason withheld)"
+      : secret
+        ? reason.replaceAll(secret, "<token>")
+        : reason;
     const what = key === undefined ? "" : ` lock "${key}"`;
     super("LOCK_UNAVAILABLE", `cannot ${operation}${what}: ${shown}`, { key, cause });
     this.operation = operation;

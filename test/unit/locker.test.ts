@@ -458,6 +458,18 @@ describe("transport failures", () => {
   );
 });
 
+describe("LockUnavailableError", () => {
+  it("cuts a secret out of the transport's message, and withholds the message for a short one", () => {
+    const cause = new Error("ERR fetch failed for el1.secret-token-123");
+    expect(new LockUnavailableError("acquire", "k", cause, "el1.secret-token-123").message).toBe(
+      'cannot acquire lock "k": ERR fetch failed for <token>',
+    );
+    const weak = new LockUnavailableError("open", undefined, new Error("fetch failed"), "e");
+    expect(weak.message).toBe("cannot open: (reason withheld)");
+    expect(weak.cause).toBeInstanceOf(Error);
+  });
+});
+
 describe("lease display", () => {
   it("never shows the token in JSON or console output", async () => {
     const locker = createLocker({ adapter: memoryAdapter() });
