@@ -211,11 +211,14 @@ function latencyLine(results: Results): string {
   const measured = results.latency;
   if (!measured) return "";
   if (!measured.ok) return `Reference latencies could not be measured: ${cell(measured.error)}`;
-  const { pingP50, pingP99, publishP50, publishP99 } = measured.value;
+  const { pingP50, pingP99, publishP50, publishP99, idlePingP50, idlePingP99 } = measured.value;
   return (
     `Physical floor on this machine, measured in this run: a PING round trip takes ` +
-    `${num(pingP50)} µs at p50 (${num(pingP99)} µs p99); a PUBLISH reaches an idle subscriber ` +
-    `in ${num(publishP50)} µs (${num(publishP99)} µs p99) — no pub/sub hand-off can be faster. ` +
+    `${num(pingP50)} µs at p50 (${num(pingP99)} µs p99), but ${num(idlePingP50)} µs ` +
+    `(${num(idlePingP99)} µs p99) when sent after 1 ms of idleness, as a release after a 1 ms ` +
+    `hold is; a PUBLISH reaches an idle subscriber in ${num(publishP50)} µs ` +
+    `(${num(publishP99)} µs p99) — no pub/sub hand-off can be faster. With every worker in one ` +
+    "process, a hand-off also waits for the releaser's own reply to be read first. " +
     "The 1 ms hold is a timer and lasts a little longer; the in-process FIFO row (no Redis) is " +
     "the ceiling for critical sections per second with this hold and think time."
   );
@@ -352,9 +355,10 @@ const METHOD = [
   "- Floors: `SET key token NX PX ttl` + compare-and-delete `EVAL` over one ioredis connection " +
     "(contention: the same, polling every 10 ms); REST: the same two commands through raw " +
     "`@upstash/redis`.",
-  "- Wire commands: MONITOR on a side connection, `[0 lua]` lines (commands a script runs " +
-    "inside Redis) excluded; MONITOR is open only during counting passes and, for every library " +
-    "alike, during contention runs.",
+  "- Wire commands: scenarios 1 and 5 count with MONITOR on a side connection, `[0 lua]` lines " +
+    "(commands a script runs inside Redis) excluded, in passes apart from the timed ones; " +
+    "scenario 3 counts what each worker's ioredis connections (and their duplicates) send, on " +
+    "the client side, so no library is timed with MONITOR slowing Redis down.",
   '- "10 ms retry": a fixed 10 ms between attempts with jitter off; every other setting at the ' +
     "library's default. Libraries whose acquire gives up (node-redlock after 10 retries, " +
     "redlock-universal after 3) are simply asked again.",

@@ -4,15 +4,15 @@
  * its release resolves; in `think` mode it first waits 5 ms.
  *
  * After a warm-up, a window is measured: critical sections, owner changes, hand-off latency,
- * fairness, wire commands (MONITOR is open for the whole run, for every library alike) and
- * overlapping sections. Then the workers are stopped: aborted where the library takes a signal,
+ * fairness, wire commands (counted on the client side, so Redis runs at full speed for every
+ * library) and overlapping sections. Then the workers are stopped: aborted where the library takes a signal,
  * and their connections closed after a short drain otherwise.
  */
 
 import { setMaxListeners } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
+import { ClientCounter } from "../client-counter.js";
 import { analyse, type CriticalSection, type SectionAnalysis } from "../critical-sections.js";
-import { CommandCounter } from "../monitor.js";
 import type { Held, Library, LockClient } from "../peers.js";
 import { percentile, perSecond } from "../stats.js";
 import { type BenchContext, describeError } from "./context.js";
@@ -49,7 +49,8 @@ export async function contention(
   const connections = await Promise.all(
     Array.from({ length: settings.workers }, () => context.redis.connection()),
   );
-  const counter = await CommandCounter.open(context.redis.port);
+  const counter = new ClientCounter();
+  for (const redis of connections) counter.watch(redis);
   const sections: CriticalSection[] = [];
   const gaveUp: number[] = [];
   const failures: number[] = [];
@@ -95,12 +96,11 @@ export async function contention(
     const tasks = clients.map((client, index) => worker(index, client));
     await delay(settings.warmupMs);
     const connectionsBefore = await context.redis.stat("total_connections_received");
-    await counter.sync(context.redis.admin);
-    counter.reset();
+    counter.start();
     const from = performance.now();
     await delay(settings.windowMs);
     const to = performance.now();
-    await counter.sync(context.redis.admin);
+    counter.stop();
     const commands = counter.count;
     const mix = [...counter.byCommand].sort((a, b) => b[1] - a[1]);
     const connectionsAfter = await context.redis.stat("total_connections_received");
@@ -128,7 +128,6 @@ export async function contention(
   } finally {
     stopping = true;
     controller.abort(new Error("benchmark window over"));
-    counter.close();
     for (const redis of connections) redis.disconnect();
   }
 }

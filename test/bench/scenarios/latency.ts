@@ -16,6 +16,9 @@ export interface LatencyResult {
   /** From sending PUBLISH on one connection to the message arriving on another, µs. */
   publishP50: number;
   publishP99: number;
+  /** PING round trip sent after 1 ms of idleness (a waiter's or holder's first request), µs. */
+  idlePingP50: number;
+  idlePingP99: number;
 }
 
 const SAMPLES = 1_000;
@@ -30,6 +33,7 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
     subscriber.on("message", () => arrived());
     const pings: number[] = [];
     const publishes: number[] = [];
+    const idlePings: number[] = [];
     for (let n = 0; n < WARMUP + SAMPLES; n++) {
       await delay(1);
       const message = new Promise<void>((resolve) => {
@@ -40,9 +44,14 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
       await message;
       const published = performance.now();
       await publisher.ping();
+      const pinged = performance.now();
+      await delay(1);
+      const idle = performance.now();
+      await publisher.ping();
       if (n >= WARMUP) {
         publishes.push((published - sent) * 1000);
-        pings.push((performance.now() - published) * 1000);
+        pings.push((pinged - published) * 1000);
+        idlePings.push((performance.now() - idle) * 1000);
       }
     }
     return {
@@ -50,6 +59,8 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
       pingP99: percentile(pings, 0.99),
       publishP50: percentile(publishes, 0.5),
       publishP99: percentile(publishes, 0.99),
+      idlePingP50: percentile(idlePings, 0.5),
+      idlePingP99: percentile(idlePings, 0.99),
     };
   } finally {
     publisher.disconnect();
