@@ -19,8 +19,8 @@ export interface BenchRedis {
   version(): Promise<string>;
   /** Calls per command from `INFO commandstats` (`evalsha`, `subscribe`, ...). */
   commandCalls(): Promise<Map<string, number>>;
-  /** CPU time the server has used so far (user + system, `INFO cpu`), in µs. */
-  cpuMicros(): Promise<number>;
+  /** Time spent per command so far, in µs, by command name (`INFO commandstats`). */
+  commandMicros(): Promise<Map<string, number>>;
   /** A counter from `INFO stats`, such as `total_connections_received`. */
   stat(name: string): Promise<number>;
   /** How many clients are connected, and how many of them are in pub/sub mode. */
@@ -61,10 +61,13 @@ export async function startBenchRedis(): Promise<BenchRedis> {
       }
       return calls;
     },
-    async cpuMicros() {
-      const info = await admin.info("cpu");
-      const seconds = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1]);
-      return Math.round((seconds("used_cpu_user") + seconds("used_cpu_sys")) * 1e6);
+    async commandMicros() {
+      const info = await admin.info("commandstats");
+      const micros = new Map<string, number>();
+      for (const match of info.matchAll(/cmdstat_([^:]+):calls=\d+,usec=(\d+)/g)) {
+        micros.set(match[1] ?? "", Number(match[2]));
+      }
+      return micros;
     },
     async stat(name) {
       const info = await admin.info("stats");
