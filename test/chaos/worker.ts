@@ -107,13 +107,18 @@ async function iteration(
       : setTimeout(() => controller.abort(), plan.abortAfter);
   const options = { timeout: plan.timeout, signal: controller.signal };
   let lease: Lease | undefined;
+  // A loss counts while this iteration holds the lease; once it is over (say its release failed
+  // and the lease later runs out), the event would land in another run's history.
+  let stopListening = () => {};
   const entered = (held: Lease) => {
     clearTimeout(abortTimer);
     lease = held;
     emit({ op: "acquire", type: "ok", fence: held.fence });
-    held.signal.addEventListener("abort", () => {
+    const onAbort = () => {
       emit({ op: "lost", type: "info", fence: held.fence, code: codeOf(held.signal.reason) });
-    });
+    };
+    held.signal.addEventListener("abort", onAbort);
+    stopListening = () => held.signal.removeEventListener("abort", onAbort);
   };
   const section = async (held: Lease) => {
     try {
@@ -164,6 +169,8 @@ async function iteration(
     const type = code === "LOCK_UNAVAILABLE" ? "info" : "fail";
     emit({ op: "acquire", type, code, detail });
     return code === "LOCK_UNAVAILABLE" ? "unavailable" : "done";
+  } finally {
+    stopListening();
   }
 }
 

@@ -9,24 +9,8 @@ import { createLocker, IdempotencyStore, lockNames } from "edgelock";
 import { ioredisAdapter } from "edgelock/ioredis";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KEY_ARGUMENTS } from "../support/lua-keys.js";
 import { type RedisProcess, startRedisServer } from "../support/redis-server.js";
-
-/** Which arguments of each command the scripts run are keys. */
-const KEY_ARGUMENTS: Record<string, "first" | "all" | "none"> = {
-  GET: "first",
-  SET: "first",
-  DEL: "all",
-  PEXPIRE: "first",
-  PTTL: "first",
-  HGET: "first",
-  HSET: "first",
-  HMGET: "first",
-  HDEL: "first",
-  LPOP: "first",
-  RPUSH: "first",
-  TIME: "none",
-  PUBLISH: "none",
-};
 
 /** Keys that try to reach other names; ASCII only, which MONITOR prints unescaped. */
 const TRICKY_KEYS = ["a{b}", "}x{", "%7B", "x:fence", "{}", "k}:free", "p:x:{k}"];

@@ -17,7 +17,14 @@ import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HttpFaultProxy, startHttpFaultProxy } from "../support/http-fault-proxy.js";
 import { freePort, type RedisProcess, startRedisServer } from "../support/redis-server.js";
-import { captureOutput, expectNoSecret, exposure, TokenRecorder } from "../support/secrets.js";
+import {
+  captureOutput,
+  expectNoSecret,
+  exposure,
+  freshKey,
+  type RedactionScenario,
+  TokenRecorder,
+} from "../support/secrets.js";
 
 const REST_TOKEN = "rest-Rw7cq-never-shown";
 const READ_ONLY_TOKEN = "rest-Ro3kz-never-shown";
@@ -89,15 +96,9 @@ async function shown(response: Response): Promise<string> {
   return [String(response.status), ...headers, await response.text()].join("\n");
 }
 
-const key = () => `k${Math.floor(Math.random() * 1e9)}`;
+const key = freshKey;
 
-/**
- * A scenario provokes one failure path and returns everything edgelock reported; `locks` says
- * whether it gets as far as drawing lock tokens (a failed `open` does not).
- */
-type Scenario = [name: string, locks: boolean, provoke: () => Promise<unknown[]>];
-
-const scenarios: Scenario[] = [
+const scenarios: RedactionScenario[] = [
   [
     "upstash: wrong REST token (401)",
     true,

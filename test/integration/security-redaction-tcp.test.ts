@@ -20,7 +20,14 @@ import { lambdaWithIdempotency, lambdaWithLock } from "edgelock/lambda";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RedisProcess, startRedisServer } from "../support/redis-server.js";
-import { captureOutput, expectNoSecret, exposure, TokenRecorder } from "../support/secrets.js";
+import {
+  captureOutput,
+  expectNoSecret,
+  exposure,
+  freshKey,
+  type RedactionScenario,
+  TokenRecorder,
+} from "../support/secrets.js";
 
 const PASSWORD = "pw-Zq81c-never-shown";
 const WRONG_PASSWORD = "pw-wrong-4Tx9m-never-shown";
@@ -89,15 +96,9 @@ async function failure(promise: Promise<unknown>, code = "LOCK_UNAVAILABLE"): Pr
   return error;
 }
 
-const key = () => `k${Math.floor(Math.random() * 1e9)}`;
+const key = freshKey;
 
-/**
- * A scenario provokes one failure path and returns everything edgelock reported; `locks` says
- * whether it gets as far as drawing lock tokens (a failed `open` does not).
- */
-type Scenario = [name: string, locks: boolean, provoke: () => Promise<unknown[]>];
-
-const scenarios: Scenario[] = [
+const scenarios: RedactionScenario[] = [
   [
     "ioredis: wrong password",
     true,

@@ -114,3 +114,12 @@ export function captureOutput(): { text(): string; restore(): void } {
     },
   };
 }
+
+/** A fresh random lock key, so scenarios never meet each other's locks. */
+export const freshKey = (): string => `k${Math.floor(Math.random() * 1e9)}`;
+
+/**
+ * A redaction scenario provokes one failure path and returns everything edgelock reported;
+ * `locks` says whether it gets as far as drawing lock tokens (a failed `open` does not).
+ */
+export type RedactionScenario = [name: string, locks: boolean, provoke: () => Promise<unknown[]>];

@@ -18,6 +18,7 @@ import {
   releaseScript,
 } from "edgelock";
 import { describe, expect, it } from "vitest";
+import { KEY_ARGUMENTS } from "../support/lua-keys.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -96,24 +97,6 @@ const DECLARED_KEYS: Record<string, number> = {
   "idempotency-renew": 1,
   "idempotency-finish": 1,
   "idempotency-abandon": 1,
-};
-
-/** Which arguments of each command the scripts may use are key names (1-based, after the name). */
-const KEY_ARGUMENTS: Record<string, "first" | "all" | "none"> = {
-  GET: "first",
-  SET: "first",
-  DEL: "all",
-  PEXPIRE: "first",
-  PTTL: "first",
-  HGET: "first",
-  HSET: "first",
-  HMGET: "first",
-  HDEL: "first",
-  LPOP: "first",
-  RPUSH: "first",
-  TIME: "none",
-  // A channel, not a key: PUBLISH is not routed by slot, so its name may come from ARGV.
-  PUBLISH: "none",
 };
 
 /** One `redis.call(...)` or `redis.pcall(...)` of a script, its arguments as Lua source text. */

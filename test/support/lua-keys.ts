@@ -1,0 +1,20 @@
+/**
+ * Which arguments of each Redis command the lock and idempotency scripts may use are key names:
+ * shared by the static check of the scripts' Lua and the MONITOR check of what they touched.
+ */
+export const KEY_ARGUMENTS: Readonly<Record<string, "first" | "all" | "none">> = {
+  GET: "first",
+  SET: "first",
+  DEL: "all",
+  PEXPIRE: "first",
+  PTTL: "first",
+  HGET: "first",
+  HSET: "first",
+  HMGET: "first",
+  HDEL: "first",
+  LPOP: "first",
+  RPUSH: "first",
+  TIME: "none",
+  // A channel, not a key: PUBLISH is not routed by slot, so its name may come from ARGV.
+  PUBLISH: "none",
+};
