@@ -5,8 +5,8 @@
  * - Every command has a deadline (`commandTimeout`), so a dead connection fails the operation
  *   instead of hanging it; the core then retries with the same token, which is safe.
  * - Errors are stripped of the command's arguments, so a lock token never appears in them.
- * - Waiters are woken by release announcements through one subscriber connection per client,
- *   shared by every waiter and closed when the last one stops listening.
+ * - Waiters hear of hand-offs through one subscriber connection per client, shared by every
+ *   waiter, with one SUBSCRIBE per lock, closed when the last one stops listening.
  *
  * The adapter never closes the client it is given.
  *

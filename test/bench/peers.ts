@@ -85,7 +85,7 @@ export const edgelock: Library = {
   id: "edgelock",
   pkg: undefined,
   label: "edgelock (ioredis adapter)",
-  waits: "pub/sub wake-up, 1 s fallback poll",
+  waits: "FIFO line in Redis, handed the lock by the release (pub/sub)",
   delayConfigurable: false,
   connect(redis) {
     const locker = createLocker({ adapter: ioredisAdapter(redis) });
