@@ -268,9 +268,11 @@ describe("acquire", () => {
       await lease.release();
     }
     const held = await mustAcquire(locker.tryAcquire("job", 60_000));
-    const waits = [1, 2, 3].map(() => locker.acquire("job", 1_000, { signal, timeout: 50 }));
+    const waits = [1, 2, 3].map(() =>
+      rejection(locker.acquire("job", 1_000, { signal, timeout: 50 })),
+    );
     expect(getEventListeners(signal, "abort").length).toBeGreaterThan(0);
-    for (const wait of waits) expect(await rejection(wait)).toBeInstanceOf(LockTimeoutError);
+    for (const wait of waits) expect(await wait).toBeInstanceOf(LockTimeoutError);
     await held.release();
     expect(getEventListeners(signal, "abort")).toHaveLength(0);
   });
