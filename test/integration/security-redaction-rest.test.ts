@@ -19,8 +19,8 @@ import { type HttpFaultProxy, startHttpFaultProxy } from "../support/http-fault-
 import { freePort, type RedisProcess, startRedisServer } from "../support/redis-server.js";
 import {
   captureOutput,
+  describeNoSecret,
   expectNoSecret,
-  exposure,
   freshKey,
   type RedactionScenario,
   TokenRecorder,
@@ -268,19 +268,10 @@ const scenarios: RedactionScenario[] = [
   ],
 ];
 
-describe("no secret in what edgelock reports over REST", () => {
-  it.each(scenarios)("%s", async (name, locks, provoke) => {
-    const tokensBefore = recorder.tokens.size;
-    const reported = await provoke();
-    expect(reported.length).toBeGreaterThan(0);
-    if (locks) expect(recorder.tokens.size, "lock tokens drawn").toBeGreaterThan(tokensBefore);
-    expectNoSecret(exposure(reported), secrets(), name);
-  });
-
-  it("nothing written to the console, stdout or stderr shows a secret", () => {
-    expect(recorder.tokens.size).toBeGreaterThan(10);
-    expectNoSecret(output.text(), secrets(), "the console");
-  });
+describeNoSecret("no secret in what edgelock reports over REST", scenarios, {
+  recorder,
+  output,
+  secrets,
 });
 
 /** Runs `edgelock gateway` until it prints its URL (then stops it) or exits; returns its output. */

@@ -18,11 +18,11 @@ import {
 import { ioredisAdapter, ioredisTransport } from "edgelock/ioredis";
 import { lambdaWithIdempotency, lambdaWithLock } from "edgelock/lambda";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { freePort, type RedisProcess, startRedisServer } from "../support/redis-server.js";
 import {
   captureOutput,
-  expectNoSecret,
+  describeNoSecret,
   exposure,
   freshKey,
   type RedactionScenario,
@@ -288,17 +288,8 @@ const scenarios: RedactionScenario[] = [
   ],
 ];
 
-describe("no secret in what edgelock reports over TCP", () => {
-  it.each(scenarios)("%s", async (name, locks, provoke) => {
-    const tokensBefore = recorder.tokens.size;
-    const reported = await provoke();
-    expect(reported.length).toBeGreaterThan(0);
-    if (locks) expect(recorder.tokens.size, "lock tokens drawn").toBeGreaterThan(tokensBefore);
-    expectNoSecret(exposure(reported), secrets(), name);
-  });
-
-  it("nothing written to the console, stdout or stderr shows a secret", () => {
-    expect(recorder.tokens.size).toBeGreaterThan(10);
-    expectNoSecret(output.text(), secrets(), "the console");
-  });
+describeNoSecret("no secret in what edgelock reports over TCP", scenarios, {
+  recorder,
+  output,
+  secrets,
 });

@@ -6,7 +6,7 @@
  */
 import { inspect } from "node:util";
 import type { LockAdapter, LockTransport } from "edgelock";
-import { expect, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 /**
  * Everything `value` shows when it is thrown, logged, inspected or serialized: `String()`, the
@@ -123,3 +123,30 @@ export const freshKey = (): string => `k${Math.floor(Math.random() * 1e9)}`;
  * `locks` says whether it gets as far as drawing lock tokens (a failed `open` does not).
  */
 export type RedactionScenario = [name: string, locks: boolean, provoke: () => Promise<unknown[]>];
+
+/**
+ * Registers the redaction sweep: each scenario provokes its failure, must report something (and
+ * draw lock tokens where it says it does), and nothing it reports may show a secret; nor may
+ * anything written to the console meanwhile.
+ */
+export function describeNoSecret(
+  title: string,
+  scenarios: readonly RedactionScenario[],
+  seen: { recorder: TokenRecorder; output: { text(): string }; secrets: () => string[] },
+): void {
+  const { recorder, output, secrets } = seen;
+  describe(title, () => {
+    it.each(scenarios)("%s", async (name, locks, provoke) => {
+      const tokensBefore = recorder.tokens.size;
+      const reported = await provoke();
+      expect(reported.length).toBeGreaterThan(0);
+      if (locks) expect(recorder.tokens.size, "lock tokens drawn").toBeGreaterThan(tokensBefore);
+      expectNoSecret(exposure(reported), secrets(), name);
+    });
+
+    it("nothing written to the console, stdout or stderr shows a secret", () => {
+      expect(recorder.tokens.size).toBeGreaterThan(10);
+      expectNoSecret(output.text(), secrets(), "the console");
+    });
+  });
+}
