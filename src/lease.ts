@@ -23,6 +23,8 @@ export interface LeaseInit {
   /** The lease Redis granted, in ms from when the script ran. */
   readonly granted: number;
   readonly driftFactor: number;
+  /** Told the announcement when this lease's release hands the lock to a waiter. */
+  readonly handedOver?: ((announcement: string) => void) | undefined;
 }
 
 /** Extra validity safety for clock rate drift: `ttl × driftFactor + 2 ms`. */
@@ -61,6 +63,7 @@ export class Lease {
   readonly #ops: LockOperations;
   readonly #names: LockNames;
   readonly #driftFactor: number;
+  readonly #handedOver: ((announcement: string) => void) | undefined;
   /** Made on the first read of `signal`: a lease nobody listens to needs neither it nor a timer. */
   #controller: AbortController | undefined;
   /** Why the lease was lost, once it is known lost. */
@@ -78,6 +81,7 @@ export class Lease {
     this.ttl = init.ttl;
     this.#names = init.names;
     this.#driftFactor = init.driftFactor;
+    this.#handedOver = init.handedOver;
     this.#deadline = leaseDeadline(init.sentAt, init.granted, init.driftFactor);
   }
 
@@ -147,7 +151,7 @@ export class Lease {
     this.#released = true;
     clearTimeout(this.#expiry);
     try {
-      return await this.#ops.release(this.key, this.#names, this.token);
+      return await this.#ops.release(this.key, this.#names, this.token, this.#handedOver);
     } catch (error) {
       this.#released = false;
       if (this.#controller) this.#armExpiry();

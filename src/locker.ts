@@ -331,6 +331,7 @@ export class Locker {
       sentAt: queuedAt,
       granted: ttl,
       driftFactor: this.#driftFactor,
+      handedOver: this.#announcer(names),
     });
   }
 
@@ -370,7 +371,14 @@ export class Locker {
       sentAt,
       granted: reply.ttl,
       driftFactor: this.#driftFactor,
+      handedOver: this.#announcer(names),
     });
+  }
+
+  /** Where a lease's release tells this locker's waiters of a hand-off, if it has a room. */
+  #announcer(names: LockNames): ((announcement: string) => void) | undefined {
+    const room = this.#room;
+    return room && ((announcement) => room.announce(names.channel, announcement));
   }
 
   #checkAcquireOptions(options: AcquireOptions, ttl: number): WaitOptions {

@@ -53,7 +53,7 @@ export class LockOperations {
     wait = 0,
   ): Promise<AcquireReply> {
     const args = [...handOffArgs(names, token, ttl), String(ttl), String(Math.ceil(wait))];
-    const reply = await this.run(acquireScript, 3, key, lineKeys(names), args);
+    const reply = await this.run(acquireScript, key, lineKeys(names), args, integers(3));
     const [status = 0, fence = 0, pttl = 0] = reply;
     if (status === 0) return { acquired: false, holderTtl: pttl };
     return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
@@ -61,44 +61,53 @@ export class LockOperations {
 
   /**
    * Deletes the lock if `token` holds it and hands it to the oldest waiter; true if this call
-   * released it. A token that is only waiting leaves the line.
+   * released it. A token that is only waiting leaves the line. When the lock was handed over,
+   * `handedOver` gets the announcement the waiter is also sent (`"<waiter id> <fence>"`).
    */
-  async release(key: string, names: LockNames, token: string): Promise<boolean> {
+  async release(
+    key: string,
+    names: LockNames,
+    token: string,
+    handedOver?: (announcement: string) => void,
+  ): Promise<boolean> {
     const args = handOffArgs(names, token, 0);
-    const [released] = await this.run(releaseScript, 1, key, lineKeys(names), args);
-    return released === 1;
+    const reply = await this.run(releaseScript, key, lineKeys(names), args, releaseReply);
+    if (typeof reply === "string") handedOver?.(reply);
+    return reply !== 0;
   }
 
   /** Renews the lease of `token` to `ttl` ms from now; false if `token` does not hold the lock. */
   async extend(key: string, names: LockNames, token: string, ttl: number): Promise<boolean> {
     const args = [token, String(ttl), String(Math.max(ttl, FENCE_RETENTION))];
-    const [extended] = await this.run(extendScript, 1, key, [names.lock, names.fence], args);
+    const keys = [names.lock, names.fence];
+    const [extended] = await this.run(extendScript, key, keys, args, integers(1));
     return extended === 1;
   }
 
   /** Reads the lock's state; `token` (optional) is compared with the holder's. */
   async inspect(key: string, names: LockNames, token = ""): Promise<InspectReply> {
-    const reply = await this.run(inspectScript, 4, key, [names.lock, names.fence], [token]);
+    const keys = [names.lock, names.fence];
+    const reply = await this.run(inspectScript, key, keys, [token], integers(4));
     const [held = 0, ttl = -2, fence = 0, mine = 0] = reply;
     return { held: held === 1, ttl, fence, mine: mine === 1 };
   }
 
   /**
-   * Runs a script on `keys` and reads its reply of `length` integers, retrying failures
-   * `retries` times with the same arguments. A reply of the wrong shape is a failure too: a
+   * Runs a script on `keys` and reads its reply with `read`, retrying failures `retries` times
+   * with the same arguments. A reply of the wrong shape is a failure too (`read` throws): a
    * transport that mangles replies must not be mistaken for an answer. The final failure is a
    * {@link LockUnavailableError} whose message never shows the token (`args[0]`).
    */
-  private async run(
+  private async run<T>(
     script: LockScript,
-    length: number,
     key: string,
     keys: string[],
     args: string[],
-  ): Promise<number[]> {
+    read: (reply: unknown) => T,
+  ): Promise<T> {
     try {
       return await retried(this.retries, async () =>
-        integers(await this.adapter.evalScript(script, keys, args), length),
+        read(await this.adapter.evalScript(script, keys, args)),
       );
     } catch (error) {
       throw new LockUnavailableError(script.name, key, error, args[0]);
@@ -116,12 +125,20 @@ function handOffArgs(names: LockNames, token: string, ttl: number): string[] {
   return [token, names.channel, String(Math.max(ttl, FENCE_RETENTION))];
 }
 
-/** The reply as `length` integers (a bare integer counts as a list of one). */
-function integers(reply: unknown, length: number): number[] {
-  const values: unknown[] = Array.isArray(reply) ? reply : [reply];
-  const ok =
-    values.length === length &&
-    values.every((value) => typeof value === "number" && Number.isSafeInteger(value));
-  if (!ok) throw new TypeError("unexpected reply from the lock script");
-  return values as number[];
+/** The release script's reply: 0, 1, or the announcement of a hand-off (from `{1, announcement}`). */
+function releaseReply(reply: unknown): 0 | 1 | string {
+  if (Array.isArray(reply) && reply[0] === 1 && typeof reply[1] === "string") return reply[1];
+  return integers(1)(reply)[0] === 1 ? 1 : 0;
 }
+
+/** A reader of a reply of `length` integers (a bare integer counts as a list of one). */
+const integers =
+  (length: number) =>
+  (reply: unknown): number[] => {
+    const values: unknown[] = Array.isArray(reply) ? reply : [reply];
+    const ok =
+      values.length === length &&
+      values.every((value) => typeof value === "number" && Number.isSafeInteger(value));
+    if (!ok) throw new TypeError("unexpected reply from the lock script");
+    return values as number[];
+  };

@@ -91,6 +91,15 @@ export class WaitingRoom {
     return undefined;
   }
 
+  /**
+   * Delivers an announcement that did not come through the subscription: the releaser's own copy,
+   * when the release happened in this process, so a waiter here need not wait for the message.
+   */
+  announce(channel: string, announcement: string): void {
+    const room = this.#rooms.get(channel);
+    if (room) deliver(room, announcement);
+  }
+
   #open(channel: string): Room {
     const room: Room = { seats: new Map(), ready: Promise.resolve(false), open: false };
     room.ready = this.#subscribe(channel, (message) => deliver(room, message)).then(

@@ -85,7 +85,8 @@ export function tally(
 }
 
 /** A script's reply of 1: yes (released, extended, raised). */
-export const isOne = (reply: unknown): boolean => reply === 1;
+export const isOne = (reply: unknown): boolean =>
+  reply === 1 || (Array.isArray(reply) && reply[0] === 1); // a release that handed over: {1, …}
 
 /** A script's reply of 0: no (this token does not hold the lock there). */
 export const isZero = (reply: unknown): boolean => reply === 0;

@@ -55,7 +55,7 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "3f32939d96ca3693a874cc0d646b037f839d389c",
+  sha1: "6650d9138c1b377d8efa7497a1b622cad76d904a",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

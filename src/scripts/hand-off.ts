@@ -19,7 +19,7 @@ import type { ScriptHost } from "../adapter.js";
  * the lock and counter. `handoff()` pops waiters until one whose wait has not ended, grants it the
  * lock with its own lease and publishes `"<waiter id> <fence>"` (the id is the token's first
  * 72 bits; the rest stays secret), unless the waiter is the caller. It returns that waiter's
- * token, fence and lease, or nil when nobody is waiting.
+ * token, fence, lease and announcement, or nil when nobody is waiting.
  */
 export const handOffLua = `local function mint()
   local now = redis.call('TIME')
@@ -43,18 +43,17 @@ local function handoff()
       local fence, clock = mint()
       if tonumber(ends) > clock then
         grant(token, ttl, fence)
-        if token ~= ARGV[1] then
-          redis.call('PUBLISH', ARGV[2], string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence))
-        end
-        return token, fence, tonumber(ttl)
+        local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
+        if token ~= ARGV[1] then redis.call('PUBLISH', ARGV[2], announcement) end
+        return token, fence, tonumber(ttl), announcement
       end
     end
   end
 end
 `;
 
-/** What {@link emulateHandOff} granted: the waiter's token, fence and lease. */
-export type HandOff = [token: string, fence: number, ttl: number];
+/** What {@link emulateHandOff} granted: the waiter's token, fence, lease and announcement. */
+export type HandOff = [token: string, fence: number, ttl: number, announcement: string];
 
 /** `mint()` over the in-memory store. */
 export function emulateMint(host: ScriptHost, fenceKey: string): number {
@@ -76,8 +75,9 @@ export function emulateHandOff(
     if (ends <= host.timeMicros()) continue;
     host.set(lock, token, ttl);
     host.set(fence, String(minted), Number(retention));
-    if (token !== caller) host.publish(channel, `${token.slice(4, 16)} ${minted}`);
-    return [token, minted, ttl];
+    const announcement = `${token.slice(4, 16)} ${minted}`;
+    if (token !== caller) host.publish(channel, announcement);
+    return [token, minted, ttl, announcement];
   }
   return undefined;
 }

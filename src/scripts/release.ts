@@ -10,15 +10,18 @@ import { emulateHandOff, handOffLua } from "./hand-off.js";
 
 /**
  * KEYS and ARGV as in the hand-off (see `hand-off.ts`). Returns 1 if this call released the lock,
- * 0 if the token did not hold it (it expired, someone else holds it now, or the token was only
- * waiting — it is then out of the line, so a waiter that gives up calls this too).
+ * or `{1, announcement}` if it also handed it to a waiter (so a waiter in the releaser's own
+ * process can be told without waiting for the message); 0 if the token did not hold it (it
+ * expired, someone else holds it now, or the token was only waiting — it is then out of the
+ * line, so a waiter that gives up calls this too).
  */
 const lua = `${handOffLua}if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[4], ARGV[1])
   return 0
 end
 redis.call('DEL', KEYS[1])
-handoff()
+local waiter, fence, ttl, announcement = handoff()
+if waiter then return {1, announcement} end
 return 1
 `;
 
@@ -26,7 +29,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "b8de217d3e6f3bd47b61dcaae7a2370b8fb98ea1",
+  sha1: "21c130efc4c92c6026d7b6fdcdef05c563f10e5e",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
@@ -38,6 +41,6 @@ export const emulateRelease: ScriptEmulation = (host, keys, args) => {
     return 0;
   }
   host.del(lock);
-  emulateHandOff(host, keys, args);
-  return 1;
+  const handed = emulateHandOff(host, keys, args);
+  return handed ? [1, handed[3]] : 1;
 };

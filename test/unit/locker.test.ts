@@ -216,6 +216,27 @@ describe("acquire", () => {
     }
   });
 
+  it("tells a waiter in the releaser's own process at once, without waiting for the message", async () => {
+    const inner = memoryAdapter();
+    const recording = record({
+      name: "messages-never-arrive",
+      evalScript: (script, keys, args) => inner.evalScript(script, keys, args),
+      subscribe: async () => () => {}, // subscribed, but no message ever comes through
+    });
+    const locker = createLocker({ adapter: recording.adapter, maxRetryDelay: 60_000 });
+    const held = await mustAcquire(locker.tryAcquire("job", 60_000));
+    const waiting = locker.acquire("job", 5_000, { timeout: 5_000 });
+    await delay(50);
+    const released = performance.now();
+    expect(await held.release()).toBe(true);
+    const lease = await waiting;
+    expect(performance.now() - released).toBeLessThan(50); // not the 60 s lease or poll
+    expect(lease.fence).toBeGreaterThan(held.fence);
+    // Try, then join the line; the release's own reply named the waiter: no claim, no poll.
+    expect(recording.of("acquire").filter((call) => call.args[0] === lease.token)).toHaveLength(2);
+    await lease.release();
+  });
+
   it("times out with LockTimeoutError: code, key, timeout and attempts", async () => {
     const recording = record(memoryAdapter());
     const locker = createLocker({ adapter: recording.adapter });

@@ -297,7 +297,7 @@ describe("hand-off emulate", () => {
     acquire(A, 2_000, RETENTION, 5_000);
     acquire(B, 3_000, RETENTION, 5_000);
     host.micros = 2_000;
-    expect(release("holder")).toBe(1);
+    expect(release("holder")).toEqual([1, "AAAAAAAAAAAA 2000"]); // released, and to whom
     expect(host.value(LOCK)).toBe(A);
     expect(host.ttl(LOCK)).toBe(2_000);
     expect(host.value(FENCE)).toBe("2000");
