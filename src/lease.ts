@@ -138,7 +138,7 @@ export class Lease {
     }
     this.ttl = ttl;
     this.#deadline = leaseDeadline(sentAt, ttl, this.#driftFactor);
-    if (this.#controller) this.#armExpiry();
+    this.#armExpiry();
   }
 
   /**
@@ -154,7 +154,7 @@ export class Lease {
       return await this.#ops.release(this.key, this.#names, this.token, this.#handedOver);
     } catch (error) {
       this.#released = false;
-      if (this.#controller) this.#armExpiry();
+      this.#armExpiry();
       throw error;
     }
   }
@@ -186,9 +186,10 @@ export class Lease {
     return this.#lost;
   }
 
-  /** Aborts the signal when the local deadline passes without an extension. */
+  /** Aborts the signal when the local deadline passes without an extension (if it was ever read). */
   #armExpiry(): void {
     clearTimeout(this.#expiry);
+    if (!this.#controller) return;
     this.#expiry = setTimeout(
       () => this.#lose(this.#ranOut()),
       Math.max(0, this.#deadline - now()),
