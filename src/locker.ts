@@ -11,7 +11,7 @@ import { backoffDelay } from "./backoff.js";
 import { InvalidArgumentError, LockTimeoutError } from "./errors.js";
 import { type HoldOptions, hold } from "./hold.js";
 import { type LockNames, lockNames } from "./keys.js";
-import { Lease, leaseDeadline } from "./lease.js";
+import { Lease, type LeaseInit, leaseDeadline } from "./lease.js";
 import { LockOperations } from "./operations.js";
 import { now, sleep } from "./time.js";
 import { newToken, waiterId } from "./token.js";
@@ -322,17 +322,7 @@ export class Locker {
   ): Lease | undefined {
     const left = leaseDeadline(queuedAt, ttl, this.#driftFactor) - now();
     if (left < ttl / 2) return undefined;
-    return new Lease(this.#ops, {
-      key,
-      names,
-      token,
-      fence,
-      ttl,
-      sentAt: queuedAt,
-      granted: ttl,
-      driftFactor: this.#driftFactor,
-      handedOver: this.#announcer(names),
-    });
+    return this.#lease({ key, names, token, fence, ttl, sentAt: queuedAt, granted: ttl });
   }
 
   /**
@@ -362,23 +352,18 @@ export class Locker {
       await this.#ops.release(key, names, token).catch(() => false);
       return { holderTtl: -1 };
     }
-    return new Lease(this.#ops, {
-      key,
-      names,
-      token,
-      fence: reply.fence,
-      ttl,
-      sentAt,
-      granted: reply.ttl,
-      driftFactor: this.#driftFactor,
-      handedOver: this.#announcer(names),
-    });
+    return this.#lease({ key, names, token, fence: reply.fence, ttl, sentAt, granted: reply.ttl });
   }
 
-  /** Where a lease's release tells this locker's waiters of a hand-off, if it has a room. */
-  #announcer(names: LockNames): ((announcement: string) => void) | undefined {
+  /** A lease granted to this locker: its drift allowance, and hand-offs told to its waiters. */
+  #lease(grant: Omit<LeaseInit, "driftFactor" | "handedOver">): Lease {
     const room = this.#room;
-    return room && ((announcement) => room.announce(names.channel, announcement));
+    const channel = grant.names.channel;
+    return new Lease(this.#ops, {
+      ...grant,
+      driftFactor: this.#driftFactor,
+      handedOver: room && ((announcement) => room.announce(channel, announcement)),
+    });
   }
 
   #checkAcquireOptions(options: AcquireOptions, ttl: number): WaitOptions {
