@@ -12,6 +12,7 @@
  */
 
 import type { ScriptHost } from "../adapter.js";
+import { waiterId } from "../token.js";
 
 /**
  * `mint()` returns a fence above every earlier one — `max(counter + 1, server time in µs)`, so a
@@ -75,7 +76,7 @@ export function emulateHandOff(
     if (ends <= host.timeMicros()) continue;
     host.set(lock, token, ttl);
     host.set(fence, String(minted), Number(retention));
-    const announcement = `${token.slice(4, 16)} ${minted}`;
+    const announcement = `${waiterId(token)} ${minted}`;
     if (token !== caller) host.publish(channel, announcement);
     return [token, minted, ttl, announcement];
   }
