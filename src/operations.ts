@@ -53,7 +53,7 @@ export class LockOperations {
     wait = 0,
   ): Promise<AcquireReply> {
     const args = [...handOffArgs(names, token, ttl), String(ttl), String(Math.ceil(wait))];
-    const reply = await this.run(acquireScript, key, lineKeys(names), args, integers(3));
+    const reply = await this.run(acquireScript, key, lineKeys(names), args, ACQUIRE_REPLY);
     const [status = 0, fence = 0, pttl = 0] = reply;
     if (status === 0) return { acquired: false, holderTtl: pttl };
     return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
@@ -80,14 +80,14 @@ export class LockOperations {
   async extend(key: string, names: LockNames, token: string, ttl: number): Promise<boolean> {
     const args = [token, String(ttl), String(Math.max(ttl, FENCE_RETENTION))];
     const keys = [names.lock, names.fence];
-    const [extended] = await this.run(extendScript, key, keys, args, integers(1));
+    const [extended] = await this.run(extendScript, key, keys, args, FLAG_REPLY);
     return extended === 1;
   }
 
   /** Reads the lock's state; `token` (optional) is compared with the holder's. */
   async inspect(key: string, names: LockNames, token = ""): Promise<InspectReply> {
     const keys = [names.lock, names.fence];
-    const reply = await this.run(inspectScript, key, keys, [token], integers(4));
+    const reply = await this.run(inspectScript, key, keys, [token], INSPECT_REPLY);
     const [held = 0, ttl = -2, fence = 0, mine = 0] = reply;
     return { held: held === 1, ttl, fence, mine: mine === 1 };
   }
@@ -128,7 +128,7 @@ function handOffArgs(names: LockNames, token: string, ttl: number): string[] {
 /** The release script's reply: 0, 1, or the announcement of a hand-off (from `{1, announcement}`). */
 function releaseReply(reply: unknown): 0 | 1 | string {
   if (Array.isArray(reply) && reply[0] === 1 && typeof reply[1] === "string") return reply[1];
-  return integers(1)(reply)[0] === 1 ? 1 : 0;
+  return FLAG_REPLY(reply)[0] === 1 ? 1 : 0;
 }
 
 /** A reader of a reply of `length` integers (a bare integer counts as a list of one). */
@@ -142,3 +142,8 @@ const integers =
     if (!ok) throw new TypeError("unexpected reply from the lock script");
     return values as number[];
   };
+
+/** Readers of the lock scripts' integer replies, made once. */
+const ACQUIRE_REPLY = integers(3);
+const FLAG_REPLY = integers(1);
+const INSPECT_REPLY = integers(4);
