@@ -50,7 +50,11 @@ export function lockNames(prefix: string, key: string): LockNames {
   };
 }
 
+const TAG_CHARS = /[%{}]/;
+const TAG_CHARS_ALL = /[%{}]/g;
+
 /** Percent-encodes the characters that would let a key escape its hash tag. */
 function escapeTag(key: string): string {
-  return key.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  if (!TAG_CHARS.test(key)) return key;
+  return key.replace(TAG_CHARS_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }

@@ -15,6 +15,9 @@ const ID_LENGTH = 12;
 const pool = new Uint8Array(TOKEN_BYTES * 64);
 let used = pool.length;
 
+/** The base64url alphabet: six bits per character, no padding (27 bytes make 36 characters). */
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 /**
  * Draws a fresh token: `"el1."` followed by 216 random bits from `crypto.getRandomValues`, in
  * base64url. The prefix keeps it from parsing as JSON, so REST clients that JSON-parse replies
@@ -30,10 +33,19 @@ export function newToken(): string {
     globalThis.crypto.getRandomValues(pool);
     used = 0;
   }
-  let binary = "";
-  for (const end = used + TOKEN_BYTES; used < end; used++)
-    binary += String.fromCharCode(pool[used] as number);
-  return `el1.${btoa(binary).replaceAll("+", "-").replaceAll("/", "_")}`;
+  let token = "el1.";
+  for (const end = used + TOKEN_BYTES; used < end; used += 3) {
+    const bits =
+      ((pool[used] as number) << 16) |
+      ((pool[used + 1] as number) << 8) |
+      (pool[used + 2] as number);
+    token +=
+      BASE64URL[bits >>> 18] +
+      BASE64URL[(bits >>> 12) & 63] +
+      BASE64URL[(bits >>> 6) & 63] +
+      BASE64URL[bits & 63];
+  }
+  return token;
 }
 
 /**
