@@ -106,10 +106,13 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
   return config;
 }
 
+/** The floors every ratio is measured against: `--libs` never leaves them out. */
+const FLOORS: ReadonlySet<string> = new Set(["floor", "fenced-floor"]);
+
 /** True if the library `id` is selected (floors and references always are). */
 export function included(config: BenchConfig, id: string): boolean {
   const wanted = config.libraries;
-  return wanted === undefined || id === "floor" || wanted.some((prefix) => id.startsWith(prefix));
+  return wanted === undefined || FLOORS.has(id) || wanted.some((prefix) => id.startsWith(prefix));
 }
 
 /** True if scenario `id` is selected. */

@@ -50,7 +50,7 @@ export const RELEASE_LUA =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /** Polls `tryAcquire` every `every` ms until it succeeds or `signal` aborts. */
-function polling(
+export function polling(
   tryAcquire: LockClient["tryAcquire"],
   every: number,
 ): (key: string, ttl: number, signal: AbortSignal) => Promise<Held> {

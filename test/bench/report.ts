@@ -134,7 +134,10 @@ function uncontended(results: Results): string {
       "Redis µs/pair is the time Redis spends executing the commands a pair sends " +
       "(INFO commandstats, a script's time including what it runs), over a further pass " +
       "without MONITOR: with one connection it adds to every pair's latency, whatever the " +
-      "client does.",
+      "client does. The fenced floor (a reference, not a library) is the lower bound for any " +
+      "lock that mints a fencing token in the same step as the lock and keeps the counter after " +
+      "release: if the fenced floor itself is under 0.95× the floor, the 0.95× target cannot " +
+      "be met by a fencing lock on this machine.",
     table(headers, rows),
   ].join("\n\n");
 }
@@ -356,6 +359,10 @@ const METHOD = [
   "- Floors: `SET key token NX PX ttl` + compare-and-delete `EVAL` over one ioredis connection " +
     "(contention: the same, polling every 10 ms); REST: the same two commands through raw " +
     "`@upstash/redis`.",
+  "- Fenced floor (scenarios 1–2, a reference): acquire is one `EVALSHA` of `SET lock token NX " +
+    "PX ttl`, then, only if that took the lock, `INCR` of the key's counter and `PEXPIRE` of the " +
+    "counter to 7 days (keys `fenced:{k}` and `fenced:{k}:fence`, one slot); release is the " +
+    "floor's compare-and-delete `EVAL`.",
   "- Wire commands: scenarios 1 and 5 count with MONITOR on a side connection, `[0 lua]` lines " +
     "(commands a script runs inside Redis) excluded, in passes apart from the timed ones; " +
     "scenario 3 counts what each worker's ioredis connections (and their duplicates) send, on " +

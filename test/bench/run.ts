@@ -12,6 +12,7 @@
  */
 
 import { included, parseArgs, selected } from "./config.js";
+import { fencedFloor } from "./fenced-floor.js";
 import { describeMachine } from "./machine.js";
 import {
   atDelay,
@@ -67,8 +68,12 @@ function contenders(retryDelay: number): Library[] {
   return all.filter((library) => included(config, library.id) || library === inProcessFifo);
 }
 
-/** The TCP libraries selected by `--libs`. */
-const tcpLibraries = TCP_LIBRARIES.filter((library) => included(config, library.id));
+/** Scenarios 1–2: the TCP libraries selected by `--libs`, the fenced floor after the floor. */
+const tcpLibraries = [
+  floor,
+  fencedFloor,
+  ...TCP_LIBRARIES.filter((library) => library !== floor),
+].filter((library) => included(config, library.id));
 
 /** The outcome of `library`, or a failure if it has none. */
 function outcomeOf<T>(outcomes: Map<string, Outcome<T>>, library: { id: string }): Outcome<T> {

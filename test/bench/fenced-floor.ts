@@ -1,0 +1,55 @@
+/**
+ * Reference: the fenced floor, the cheapest lock that mints a fencing token in the same step as
+ * the lock and keeps the counter after release (as edgelock does). Acquire is one `EVALSHA` of
+ * a minimal script: `SET NX PX` the lock and, only if that took it, `INCR` the key's counter and
+ * renew the counter's 7-day expiry. Release is the floor's compare-and-delete `EVAL`.
+ *
+ * Whatever it costs beyond the plain floor is what atomic fencing alone costs, so a fencing lock
+ * cannot beat it: it bounds the "× floor" any such lock can reach on the machine it runs on.
+ */
+
+import { createHash, randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { type Held, type Library, polling, RELEASE_LUA } from "./peers.js";
+
+/** KEYS[1] lock, KEYS[2] counter; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] counter's ttl ms. */
+const ACQUIRE_LUA =
+  "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then " +
+  "local f = redis.call('INCR', KEYS[2]); redis.call('PEXPIRE', KEYS[2], ARGV[3]); return f end; " +
+  "return 0";
+
+const ACQUIRE_SHA1 = createHash("sha1").update(ACQUIRE_LUA).digest("hex");
+
+/** How long a counter outlives its key's last acquisition: 7 days, as edgelock keeps it. */
+const COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** The fence minted, or 0 if the lock was held; by SHA-1, with the source only after NOSCRIPT. */
+async function acquire(redis: Redis, keys: [string, string], args: string[]): Promise<number> {
+  try {
+    return Number(await redis.evalsha(ACQUIRE_SHA1, 2, ...keys, ...args));
+  } catch (error) {
+    if (!(error instanceof Error && error.message.startsWith("NOSCRIPT"))) throw error;
+    return Number(await redis.eval(ACQUIRE_LUA, 2, ...keys, ...args));
+  }
+}
+
+export const fencedFloor: Library = {
+  id: "fenced-floor",
+  pkg: undefined,
+  label: "reference: fenced floor, EVALSHA (SET NX PX + INCR + PEXPIRE) + EVAL",
+  waits: "polls every 10 ms",
+  delayConfigurable: false,
+  connect(redis, retryDelay = 10) {
+    const tryAcquire = async (key: string, ttl: number): Promise<Held | null> => {
+      const lock = `fenced:{${key}}`;
+      const token = randomUUID();
+      const fence = await acquire(
+        redis,
+        [lock, `${lock}:fence`],
+        [token, String(ttl), String(COUNTER_TTL_MS)],
+      );
+      return fence > 0 ? { release: () => redis.eval(RELEASE_LUA, 1, lock, token) } : null;
+    };
+    return { tryAcquire, acquire: polling(tryAcquire, retryDelay) };
+  },
+};
