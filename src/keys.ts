@@ -5,8 +5,10 @@
  * - `<prefix>:{<key>}`        the lock: holds the owner's token, with the lease as its TTL;
  * - `<prefix>:{<key>}:fence`  the fencing counter: the last fence minted for this key;
  * - `<prefix>:{<key>}:queue`  the waiters' line: their tokens, oldest first;
- * - `<prefix>:{<key>}:waiters` each waiting token's lease and the end of its wait;
- * - `<prefix>:{<key>}:free`   the pub/sub channel on which a waiter is told it was handed the lock.
+ * - `<prefix>:{<key>}:waiters` each waiting token's lease, the end of its wait and its inbox;
+ *
+ * and one pub/sub channel per locker, not per lock: `<prefix>:inbox:<id>`, on which the locker's
+ * waiters are told they were handed a lock (see {@link inboxName}).
  *
  * Braces and `%` in the caller's key are percent-encoded, so a key can never choose its own hash
  * tag (which would split the keys across slots or pile locks onto one slot).
@@ -24,10 +26,8 @@ export interface LockNames {
   readonly fence: string;
   /** The list of waiting tokens, oldest first. */
   readonly queue: string;
-  /** The hash of waiting tokens to `"<ttl> <end of wait in µs>"`. */
+  /** The hash of waiting tokens to `"<ttl> <end of wait in µs> <inbox>"`. */
   readonly waiters: string;
-  /** The channel hand-offs are announced on. */
-  readonly channel: string;
 }
 
 /**
@@ -46,8 +46,21 @@ export function lockNames(prefix: string, key: string): LockNames {
     fence: `${lock}:fence`,
     queue: `${lock}:queue`,
     waiters: `${lock}:waiters`,
-    channel: `${lock}:free`,
   };
+}
+
+/**
+ * The channel a locker's waiters are told on: `id` is random per locker, so a hand-off message
+ * reaches only the client whose waiter it names, however many clients wait for the same lock.
+ * (Pub/sub channels are not keys: they need no hash tag, even on Redis Cluster.)
+ *
+ * @example
+ * ```ts
+ * inboxName("edgelock", "Xq3v0cJ9aLmT"); // "edgelock:inbox:Xq3v0cJ9aLmT"
+ * ```
+ */
+export function inboxName(prefix: string, id: string): string {
+  return `${prefix}:inbox:${id}`;
 }
 
 const TAG_CHARS = /[%{}]/;

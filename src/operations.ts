@@ -43,7 +43,8 @@ export class LockOperations {
 
   /**
    * One acquire attempt for `token`. With `wait` > 0 (ms), a token that finds the lock held joins
-   * the line of waiters, and is later handed the lock and told so on the lock's channel.
+   * the line of waiters, and is later handed the lock and told so on `inbox`, the channel its
+   * client listens on.
    */
   async acquire(
     key: string,
@@ -51,8 +52,11 @@ export class LockOperations {
     token: string,
     ttl: number,
     wait = 0,
+    inbox = "",
   ): Promise<AcquireReply> {
-    const args = [...handOffArgs(names, token, ttl), String(ttl), String(Math.ceil(wait))];
+    const args = [token, retention(ttl), String(ttl)];
+    if (wait > 0) args.push(String(Math.ceil(wait)), inbox);
+    else args.push("0");
     const reply = await this.run(acquireScript, key, lineKeys(names), args, ACQUIRE_REPLY);
     const [status = 0, fence = 0, pttl = 0] = reply;
     if (status === 0) return { acquired: false, holderTtl: pttl };
@@ -70,7 +74,7 @@ export class LockOperations {
     token: string,
     handedOver?: (announcement: string) => void,
   ): Promise<boolean> {
-    const args = handOffArgs(names, token, 0);
+    const args = [token, retention(0)];
     const reply = await this.run(releaseScript, key, lineKeys(names), args, releaseReply);
     if (typeof reply === "string") handedOver?.(reply);
     return reply !== 0;
@@ -78,7 +82,7 @@ export class LockOperations {
 
   /** Renews the lease of `token` to `ttl` ms from now; false if `token` does not hold the lock. */
   async extend(key: string, names: LockNames, token: string, ttl: number): Promise<boolean> {
-    const args = [token, String(ttl), String(Math.max(ttl, FENCE_RETENTION))];
+    const args = [token, String(ttl), retention(ttl)];
     const keys = [names.lock, names.fence];
     const [extended] = await this.run(extendScript, key, keys, args, FLAG_REPLY);
     return extended === 1;
@@ -120,9 +124,9 @@ function lineKeys(names: LockNames): string[] {
   return [names.lock, names.fence, names.queue, names.waiters];
 }
 
-/** The arguments the hand-off needs: the caller's token, the channel, the counter's retention. */
-function handOffArgs(names: LockNames, token: string, ttl: number): string[] {
-  return [token, names.channel, String(Math.max(ttl, FENCE_RETENTION))];
+/** How long to keep the fencing counter, in ms: the retention, or the lease if that is longer. */
+function retention(ttl: number): string {
+  return String(Math.max(ttl, FENCE_RETENTION));
 }
 
 /** The release script's reply: 0, 1, or the announcement of a hand-off (from `{1, announcement}`). */

@@ -40,10 +40,10 @@ export function newToken(): string {
       ((pool[used + 1] as number) << 8) |
       (pool[used + 2] as number);
     token +=
-      BASE64URL[bits >>> 18] +
-      BASE64URL[(bits >>> 12) & 63] +
-      BASE64URL[(bits >>> 6) & 63] +
-      BASE64URL[bits & 63];
+      BASE64URL.charAt(bits >>> 18) +
+      BASE64URL.charAt((bits >>> 12) & 63) +
+      BASE64URL.charAt((bits >>> 6) & 63) +
+      BASE64URL.charAt(bits & 63);
   }
   return token;
 }

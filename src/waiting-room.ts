@@ -1,14 +1,17 @@
 /**
- * Where a locker's waiters listen for the hand-off of a lock. One subscription per lock channel
- * per locker serves all its waiters there; each announcement names one waiter and goes to that
- * waiter only. The subscription lingers briefly after the last waiter leaves, so a lock that is
- * asked for again and again is not subscribed to anew each time.
+ * Where a locker's waiters hear that a lock was handed to them. Each locker has one inbox: a
+ * channel named for it alone, subscribed while it has waiters. A waiter joining the line in
+ * Redis leaves the inbox's name with its place, and the release that hands it the lock publishes
+ * `"<waiter id> <fence>"` there, so the message goes to this client only, not to every client
+ * waiting for the same lock; the room routes it to the seat of the waiter it names. The
+ * subscription lingers briefly after the last waiter leaves, so a client that waits again and
+ * again does not subscribe anew each time.
  *
- * A room also decides when its waiters look again by themselves, since an announcement can fail
- * to come: its oldest waiter looks about every `pollEvery` ms (a lock whose holder died is free
- * without a release, and a look hands it on), and after the subscription was re-established
- * (announcements sent meanwhile are lost) every waiter looks once. So a room of ten thousand
- * waiters costs Redis about one request per `pollEvery`, not ten thousand.
+ * The room also decides when its waiters look again by themselves, since an announcement can fail
+ * to come: for each lock, its oldest waiter here looks about every `pollEvery` ms (a lock whose
+ * holder died is free without a release, and a look hands it on), and after the subscription was
+ * re-established (announcements sent meanwhile are lost) every waiter looks once. So ten thousand
+ * waiters for one lock cost Redis about one request per `pollEvery`, not ten thousand.
  *
  * @module
  */
@@ -17,7 +20,7 @@ import type { Nap } from "./abortable.js";
 import type { LockAdapter, Unsubscribe } from "./adapter.js";
 import { sleep } from "./time.js";
 
-/** How long a channel stays subscribed after its last waiter left, in ms. */
+/** How long the inbox stays subscribed after its last waiter left, in ms. */
 const LINGER_MS = 250;
 
 /** One waiter's place in a room: it learns here that it was handed the lock, and its fence. */
@@ -53,40 +56,44 @@ export class Seat {
   }
 }
 
-/** The waiters of one channel and its subscription. */
-interface Room {
-  /** By waiter id, oldest first. */
+/** This room's waiters for one lock, oldest first, and the timer that wakes the oldest. */
+interface Line {
   readonly seats: Map<string, Seat>;
-  /** Resolves true once subscribed, false if subscribing failed. */
-  ready: Promise<boolean>;
-  open: boolean;
-  unsubscribe?: Unsubscribe;
-  /** The linger timer while empty, else the poll timer. */
   timer?: ReturnType<typeof setTimeout>;
 }
 
-/** The rooms of one locker, by channel. */
+/** One locker's inbox and its waiters. */
 export class WaitingRoom {
+  /** The channel on which this locker's waiters are told of hand-offs (see `inboxName`). */
+  readonly inbox: string;
   readonly #subscribe: NonNullable<LockAdapter["subscribe"]>;
   readonly #pollEvery: number;
-  readonly #rooms = new Map<string, Room>();
+  /** Every waiter, by waiter id. */
+  readonly #seats = new Map<string, Seat>();
+  /** The waiters by lock. */
+  readonly #lines = new Map<string, Line>();
+  /** The subscription: resolves true once made, false if it failed; undefined when not asked. */
+  #ready: Promise<boolean> | undefined;
+  #open = false;
+  #unsubscribe: Unsubscribe | undefined;
+  #linger: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(subscribe: NonNullable<LockAdapter["subscribe"]>, pollEvery: number) {
+  constructor(subscribe: NonNullable<LockAdapter["subscribe"]>, inbox: string, pollEvery: number) {
     this.#subscribe = subscribe;
+    this.inbox = inbox;
     this.#pollEvery = pollEvery;
   }
 
-  /** A seat for waiter `id` if the channel is already subscribed; otherwise undefined. */
-  seatIfOpen(channel: string, id: string): Seat | undefined {
-    const room = this.#rooms.get(channel);
-    return room?.open ? this.#seat(channel, room, id) : undefined;
+  /** A seat for waiter `id` of `lock` if the inbox is already subscribed; otherwise undefined. */
+  seatIfOpen(lock: string, id: string): Seat | undefined {
+    return this.#open ? this.#seat(lock, id) : undefined;
   }
 
-  /** A seat for waiter `id`, subscribing to the channel first if needed; undefined if that fails. */
-  async join(channel: string, id: string): Promise<Seat | undefined> {
-    const room = this.#rooms.get(channel) ?? this.#open(channel);
-    const seat = this.#seat(channel, room, id);
-    if (await room.ready) return seat;
+  /** A seat for waiter `id` of `lock`, subscribing to the inbox first if needed; undefined if that fails. */
+  async join(lock: string, id: string): Promise<Seat | undefined> {
+    const ready = this.#ready ?? this.#listen();
+    const seat = this.#seat(lock, id);
+    if (await ready) return seat;
     seat.leave();
     return undefined;
   }
@@ -95,75 +102,98 @@ export class WaitingRoom {
    * Delivers an announcement that did not come through the subscription: the releaser's own copy,
    * when the release happened in this process, so a waiter here need not wait for the message.
    */
-  announce(channel: string, announcement: string): void {
-    const room = this.#rooms.get(channel);
-    if (room) deliver(room, announcement);
+  announce(announcement: string): void {
+    this.#deliver(announcement);
   }
 
-  #open(channel: string): Room {
-    const room: Room = { seats: new Map(), ready: Promise.resolve(false), open: false };
-    room.ready = this.#subscribe(channel, (message) => deliver(room, message)).then(
+  #listen(): Promise<boolean> {
+    const ready: Promise<boolean> = this.#subscribe(this.inbox, (message) =>
+      this.#deliver(message),
+    ).then(
       (unsubscribe) => {
-        room.unsubscribe = unsubscribe;
-        room.open = true;
-        this.#schedule(channel, room);
+        if (this.#ready !== ready) {
+          unsubscribe(); // every waiter left and the linger ran out before the subscription came
+          return false;
+        }
+        this.#unsubscribe = unsubscribe;
+        this.#open = true;
         return true;
       },
       () => {
-        if (this.#rooms.get(channel) === room) this.#rooms.delete(channel);
+        if (this.#ready === ready) this.#ready = undefined;
         return false;
       },
     );
-    this.#rooms.set(channel, room);
-    return room;
+    this.#ready = ready;
+    return ready;
   }
 
-  #seat(channel: string, room: Room, id: string): Seat {
+  #seat(lock: string, id: string): Seat {
+    clearTimeout(this.#linger);
+    let line = this.#lines.get(lock);
+    if (!line) {
+      line = { seats: new Map() };
+      this.#lines.set(lock, line);
+      this.#poll(line);
+    }
+    const joined = line;
     const seat = new Seat(() => {
-      if (room.seats.get(id) !== seat) return;
-      room.seats.delete(id);
-      if (room.seats.size === 0) this.#schedule(channel, room);
+      if (this.#seats.get(id) !== seat) return;
+      this.#seats.delete(id);
+      joined.seats.delete(id);
+      if (joined.seats.size === 0) {
+        clearTimeout(joined.timer);
+        this.#lines.delete(lock);
+      }
+      if (this.#seats.size === 0) this.#lingerThenClose();
     });
-    const first = room.seats.size === 0;
-    room.seats.set(id, seat);
-    if (first && room.open) this.#schedule(channel, room);
+    this.#seats.set(id, seat);
+    joined.seats.set(id, seat);
     return seat;
   }
 
   /**
-   * Sets the room's one timer: while it has waiters, wake the oldest about every `pollEvery` ms
-   * (jittered, so rooms in many processes spread out); once empty, unsubscribe after
-   * {@link LINGER_MS} unless a waiter comes back. The timer never keeps a process alive.
+   * Wakes a line's oldest waiter about every `pollEvery` ms (jittered, so rooms in many processes
+   * spread out) while the line has waiters. The timer never keeps a process alive.
    */
-  #schedule(channel: string, room: Room): void {
-    clearTimeout(room.timer);
-    if (room.seats.size > 0) {
-      room.timer = setTimeout(
-        () => {
-          room.seats.values().next().value?.wake();
-          this.#schedule(channel, room);
-        },
-        this.#pollEvery * (0.5 + Math.random() / 2),
-      );
-    } else {
-      room.timer = setTimeout(() => {
-        this.#rooms.delete(channel);
-        room.unsubscribe?.();
-      }, LINGER_MS);
+  #poll(line: Line): void {
+    line.timer = setTimeout(
+      () => {
+        line.seats.values().next().value?.wake();
+        this.#poll(line);
+      },
+      this.#pollEvery * (0.5 + Math.random() / 2),
+    );
+    unref(line.timer);
+  }
+
+  /** Unsubscribes {@link LINGER_MS} after the last waiter left, unless a waiter comes back. */
+  #lingerThenClose(): void {
+    this.#linger = setTimeout(() => {
+      const unsubscribe = this.#unsubscribe;
+      this.#ready = undefined;
+      this.#open = false;
+      this.#unsubscribe = undefined;
+      unsubscribe?.();
+    }, LINGER_MS);
+    unref(this.#linger);
+  }
+
+  /**
+   * Routes an announcement `"<waiter id> <fence>"` to that waiter's seat. An empty message means
+   * the subscription was re-established and announcements may have been lost: everyone looks.
+   */
+  #deliver(message: string): void {
+    if (message === "") {
+      for (const seat of this.#seats.values()) seat.wake();
+      return;
     }
-    (room.timer as { unref?: () => void }).unref?.();
+    const space = message.indexOf(" ");
+    this.#seats.get(message.slice(0, space))?.handOff(Number(message.slice(space + 1)));
   }
 }
 
-/**
- * Routes an announcement `"<waiter id> <fence>"` to that waiter's seat. An empty message means
- * the subscription was re-established and announcements may have been lost: everyone looks.
- */
-function deliver(room: Room, message: string): void {
-  if (message === "") {
-    for (const seat of room.seats.values()) seat.wake();
-    return;
-  }
-  const space = message.indexOf(" ");
-  room.seats.get(message.slice(0, space))?.handOff(Number(message.slice(space + 1)));
+/** Lets a timer run without keeping the process alive (where timers can be unref'd). */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  (timer as { unref?: () => void }).unref?.();
 }

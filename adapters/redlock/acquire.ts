@@ -51,8 +51,9 @@ export async function acquireOnQuorum(
 ): Promise<AcquireReply> {
   const { instances, quorum, timeout } = cluster;
   // No line of waiters: a quorum has no single place to keep one, and no announcements reach its
-  // waiters (they poll). A caller asking to wait in line (ARGV[5]) just makes an attempt.
-  const attempt = [...args.slice(0, 4), "0"];
+  // waiters (they poll). A caller asking to wait in line (ARGV[4], with its inbox in ARGV[5])
+  // just makes an attempt.
+  const attempt = [...args.slice(0, 3), "0"];
   // Every instance gets its say (up to the timeout), so the fence is the largest any of them
   // minted; only a lost cause ends the wait early.
   const answers = await fanOut(
@@ -136,7 +137,7 @@ async function releaseEverywhere(
   keys: readonly string[],
   args: readonly string[],
 ): Promise<void> {
-  const release = args.slice(0, 3); // an acquire's first three arguments are its release's
+  const release = args.slice(0, 2); // an acquire's first two arguments are its release's
   await fanOut(
     cluster.instances,
     cluster.timeout,

@@ -9,8 +9,9 @@ import type { LockScript, ScriptEmulation } from "../adapter.js";
 import { emulateHandOff, emulateMint, handOffLua } from "./hand-off.js";
 
 /**
- * KEYS and ARGV[1..3] as in the hand-off (see `hand-off.ts`); ARGV[4] the lease in ms, ARGV[5]
- * how long the caller will wait in ms ('0': it will not, so it does not join the line).
+ * KEYS and ARGV[1..2] as in the hand-off (see `hand-off.ts`); ARGV[3] the lease in ms, ARGV[4]
+ * how long the caller will wait in ms ('0': it will not, so it does not join the line), ARGV[5]
+ * (when it will) the inbox its client listens on for the hand-off.
  *
  * Returns `{status, fence, pttl}`:
  * - `{1, fence, ttl}`: acquired; `fence` is greater than every fence minted before for this key;
@@ -24,28 +25,29 @@ import { emulateHandOff, emulateMint, handOffLua } from "./hand-off.js";
  */
 const lua = `${handOffLua}local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  return {2, tonumber(redis.call('GET', KEYS[2])) or 0, tonumber(ARGV[4])}
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return {2, tonumber(redis.call('GET', KEYS[2])) or 0, tonumber(ARGV[3])}
 end
 if not holder then
   local token, fence, ttl = handoff()
   if not token then
     fence = mint()
-    grant(ARGV[1], ARGV[4], fence)
-    return {1, fence, tonumber(ARGV[4])}
+    grant(ARGV[1], ARGV[3], fence)
+    return {1, fence, tonumber(ARGV[3])}
   end
   if token == ARGV[1] then return {1, fence, ttl} end
 end
-if ARGV[5] ~= '0' then
+if ARGV[4] ~= '0' then
   local now = redis.call('TIME')
-  local ends = tonumber(now[1]) * 1000000 + tonumber(now[2]) + tonumber(ARGV[5]) * 1000
-  if redis.call('HSET', KEYS[4], ARGV[1], ARGV[4] .. ' ' .. string.format('%d', ends)) == 1 then
+  local ends = tonumber(now[1]) * 1000000 + tonumber(now[2]) + tonumber(ARGV[4]) * 1000
+  local entry = ARGV[3] .. ' ' .. string.format('%d', ends) .. ' ' .. (ARGV[5] or '')
+  if redis.call('HSET', KEYS[4], ARGV[1], entry) == 1 then
     redis.call('RPUSH', KEYS[3], ARGV[1])
   end
-  if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
-    redis.call('PEXPIRE', KEYS[3], ARGV[5])
-    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[3], ARGV[4])
+    redis.call('PEXPIRE', KEYS[4], ARGV[4])
   end
 end
 return {0, 0, redis.call('PTTL', KEYS[1])}
@@ -55,13 +57,13 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "6650d9138c1b377d8efa7497a1b622cad76d904a",
+  sha1: "6cfc15b7dbaff60fffa88d25bf5903914160c59c",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
 export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
   const [lock = "", fence = "", queue = "", waiters = ""] = keys;
-  const [token = "", , retention = "", ttl = "", wait = ""] = args;
+  const [token = "", retention = "", ttl = "", wait = "", inbox = ""] = args;
   const holder = host.get(lock);
   if (holder === token) {
     host.pexpire(lock, Number(ttl));
@@ -81,7 +83,7 @@ export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
   if (wait !== "0") {
     const ends = host.timeMicros() + Number(wait) * 1000;
     if (host.hget(waiters, token) === null) host.rpush(queue, token);
-    host.hset(waiters, { [token]: `${ttl} ${ends}` });
+    host.hset(waiters, { [token]: `${ttl} ${ends} ${inbox}` });
     if (host.pttl(queue) < Number(wait)) {
       host.pexpire(queue, Number(wait));
       host.pexpire(waiters, Number(wait));

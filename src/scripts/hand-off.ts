@@ -5,8 +5,9 @@
  * next holder no round trip at all.
  *
  * Both scripts take KEYS[1] the lock, KEYS[2] its fencing counter, KEYS[3] the waiters' queue (a
- * list of tokens), KEYS[4] the waiters' hash (token → `"<ttl ms> <end of wait, µs>"`), and
- * ARGV[1] the caller's token, ARGV[2] the channel, ARGV[3] how long to keep the counter, in ms.
+ * list of tokens), KEYS[4] the waiters' hash (token → `"<ttl ms> <end of wait, µs> <inbox>"`,
+ * the inbox being the channel its client listens on), and ARGV[1] the caller's token, ARGV[2]
+ * how long to keep the counter, in ms.
  *
  * @module
  */
@@ -18,8 +19,9 @@ import { waiterId } from "../token.js";
  * `mint()` returns a fence above every earlier one — `max(counter + 1, server time in µs)`, so a
  * counter lost with a restart cannot send fences backwards — and the server time. `grant()` sets
  * the lock and counter. `handoff()` pops waiters until one whose wait has not ended, grants it the
- * lock with its own lease and publishes `"<waiter id> <fence>"` (the id is the token's first
- * 72 bits; the rest stays secret), unless the waiter is the caller. It returns that waiter's
+ * lock with its own lease and publishes `"<waiter id> <fence>"` on the waiter's inbox (the id is
+ * the token's first 72 bits; the rest stays secret), unless the waiter is the caller. Only the
+ * waiter's own client hears it, however many clients wait for the same lock. It returns that waiter's
  * token, fence, lease and announcement, or nil when nobody is waiting.
  */
 export const handOffLua = `local function mint()
@@ -31,7 +33,7 @@ export const handOffLua = `local function mint()
 end
 local function grant(token, ttl, fence)
   redis.call('SET', KEYS[1], token, 'PX', ttl)
-  redis.call('SET', KEYS[2], string.format('%d', fence), 'PX', ARGV[3])
+  redis.call('SET', KEYS[2], string.format('%d', fence), 'PX', ARGV[2])
 end
 local function handoff()
   while true do
@@ -40,12 +42,12 @@ local function handoff()
     local entry = redis.call('HGET', KEYS[4], token)
     if entry then
       redis.call('HDEL', KEYS[4], token)
-      local ttl, ends = string.match(entry, '(%d+) (%d+)')
+      local ttl, ends, inbox = string.match(entry, '^(%d+) (%d+) (.*)')
       local fence, clock = mint()
       if tonumber(ends) > clock then
         grant(token, ttl, fence)
         local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
-        if token ~= ARGV[1] then redis.call('PUBLISH', ARGV[2], announcement) end
+        if token ~= ARGV[1] then redis.call('PUBLISH', inbox, announcement) end
         return token, fence, tonumber(ttl), announcement
       end
     end
@@ -65,20 +67,27 @@ export function emulateMint(host: ScriptHost, fenceKey: string): number {
 export function emulateHandOff(
   host: ScriptHost,
   [lock = "", fence = "", queue = "", waiters = ""]: readonly string[],
-  [caller = "", channel = "", retention = ""]: readonly string[],
+  [caller = "", retention = ""]: readonly string[],
 ): HandOff | undefined {
   for (let token = host.lpop(queue); token !== null; token = host.lpop(queue)) {
     const entry = host.hget(waiters, token);
     if (entry === null) continue;
     host.hdel(waiters, token);
-    const [ttl = 0, ends = 0] = entry.split(" ").map(Number);
+    const [ttl = "0", ends = "0", inbox = ""] = splitEntry(entry);
     const minted = emulateMint(host, fence);
-    if (ends <= host.timeMicros()) continue;
-    host.set(lock, token, ttl);
+    if (Number(ends) <= host.timeMicros()) continue;
+    host.set(lock, token, Number(ttl));
     host.set(fence, String(minted), Number(retention));
     const announcement = `${waiterId(token)} ${minted}`;
-    if (token !== caller) host.publish(channel, announcement);
-    return [token, minted, ttl, announcement];
+    if (token !== caller) host.publish(inbox, announcement);
+    return [token, minted, Number(ttl), announcement];
   }
   return undefined;
+}
+
+/** A waiter's entry `"<ttl> <end of wait> <inbox>"` as its three parts (the inbox may hold spaces). */
+function splitEntry(entry: string): [string, string, string] {
+  const first = entry.indexOf(" ");
+  const second = entry.indexOf(" ", first + 1);
+  return [entry.slice(0, first), entry.slice(first + 1, second), entry.slice(second + 1)];
 }

@@ -29,7 +29,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "21c130efc4c92c6026d7b6fdcdef05c563f10e5e",
+  sha1: "408a4a7bc39091e095e6025a15331047b29b96c7",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

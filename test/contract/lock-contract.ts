@@ -7,6 +7,7 @@ import {
   acquireScript,
   createLocker,
   FENCE_RETENTION,
+  inboxName,
   type LockAdapter,
   LockError,
   LockLostError,
@@ -135,7 +136,7 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
     it("answers a retried acquire with the same token idempotently, with the same fence", async () => {
       const names = lockNames(`t${run}`, "retry");
       const keys = [names.lock, names.fence, names.queue, names.waiters];
-      const args = ["el1.retried-token", names.channel, String(FENCE_RETENTION), "2000", "0"];
+      const args = ["el1.retried-token", String(FENCE_RETENTION), "2000", "0"];
       const [status, fence] = (await target.adapter.evalScript(
         acquireScript,
         keys,
@@ -253,7 +254,8 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
         const keys = [names.lock, names.fence, names.queue, names.waiters];
         const retention = String(FENCE_RETENTION);
         const holder = await locker().tryAcquire("queue-jump", 100); // lapses: nobody releases
-        const waiting = ["el1.first-in-line", names.channel, retention, "5000", "10000"];
+        const inbox = inboxName(`t${run}`, "contract");
+        const waiting = ["el1.first-in-line", retention, "5000", "10000", inbox];
         expect(await target.adapter.evalScript(acquireScript, keys, waiting)).toEqual([
           0,
           0,
@@ -272,7 +274,7 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
           held: true,
           mine: true,
         });
-        const release = waiting.slice(0, 3);
+        const release = waiting.slice(0, 2);
         expect(await target.adapter.evalScript(releaseScript, keys, release)).toBe(1);
       });
 

@@ -165,7 +165,7 @@ const leases: LeaseSent[] = [];
 
 /** Where each lease-bearing script carries its lease, counted after the keys. */
 const LEASE_ARG = new Map<LockScript, number>([
-  [acquireScript, 3],
+  [acquireScript, 2],
   [extendScript, 1],
   [beginScript, 2],
 ]);

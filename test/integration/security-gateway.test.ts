@@ -162,7 +162,7 @@ describe("a read-only token", () => {
     ["pexpire", "ro:{k}", "1000"],
     ["incr", "ro:{k}:fence"],
     ["hset", "ro:{k}", "f", "v"],
-    ["publish", "ro:{k}:free", "1"],
+    ["publish", "ro:inbox:k", "1"],
     ["function", "load", "#!lua name=ro\nredis.register_function('w', function() end)"],
     ["fcall", "w", "0"],
     ["evalſha", acquireScript.sha1, "0"],
@@ -200,7 +200,7 @@ describe("a read-only token", () => {
       ["eval_ro", acquireScript.lua],
     ] as const) {
       const keys = ["ro:{free}", "ro:{free}:fence", "ro:{free}:queue", "ro:{free}:waiters"];
-      const args = [argv[0] ?? "", "ro:{free}:free", "604800000", "5000", "0"];
+      const args = [argv[0] ?? "", "604800000", "5000", "0"];
       const command = [name, body, "4", ...keys, ...args];
       const answer = await send("/", { token: READ_ONLY, body: json(command) });
       expect(answer.status, name).toBe(400);

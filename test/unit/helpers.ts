@@ -28,6 +28,8 @@ export interface Recording {
   readonly adapter: LockAdapter;
   readonly calls: ScriptCall[];
   readonly subscriptions: string[];
+  /** Every message the subscriptions delivered, with its channel. */
+  readonly messages: [channel: string, message: string][];
   /** How many subscriptions are active (subscribed and not yet unsubscribed). */
   active(): number;
   /** The calls of one script, by name. */
@@ -38,6 +40,7 @@ export interface Recording {
 export function record(inner: LockAdapter, around: Around = (_call, run) => run()): Recording {
   const calls: ScriptCall[] = [];
   const subscriptions: string[] = [];
+  const messages: [channel: string, message: string][] = [];
   let active = 0;
   const subscribe = inner.subscribe?.bind(inner);
   const adapter: LockAdapter = {
@@ -66,7 +69,10 @@ export function record(inner: LockAdapter, around: Around = (_call, run) => run(
         listener: (message: string) => void,
       ): Promise<Unsubscribe> => {
         subscriptions.push(channel);
-        const unsubscribe = await subscribe(channel, listener);
+        const unsubscribe = await subscribe(channel, (message) => {
+          messages.push([channel, message]);
+          listener(message);
+        });
         active++;
         let done = false;
         return () => {
@@ -81,6 +87,7 @@ export function record(inner: LockAdapter, around: Around = (_call, run) => run(
     adapter,
     calls,
     subscriptions,
+    messages,
     active: () => active,
     of: (script) => calls.filter((call) => call.script === script),
   };

@@ -2,6 +2,7 @@ import {
   createLocker,
   IdempotencyStore,
   InvalidArgumentError,
+  inboxName,
   lockNames,
   MAX_KEY_LENGTH,
 } from "edgelock";
@@ -94,14 +95,17 @@ describe("the key-slot function itself", () => {
 });
 
 describe("lockNames", () => {
-  it("names the lock, its fence, its line of waiters and its channel", () => {
+  it("names the lock, its fence and its line of waiters", () => {
     expect(lockNames("edgelock", "order:42")).toEqual({
       lock: "edgelock:{order:42}",
       fence: "edgelock:{order:42}:fence",
       queue: "edgelock:{order:42}:queue",
       waiters: "edgelock:{order:42}:waiters",
-      channel: "edgelock:{order:42}:free",
     });
+  });
+
+  it("names a locker's inbox (a channel, so it needs no hash tag) under its prefix", () => {
+    expect(inboxName("edgelock", "Xq3v0cJ9aLmT")).toBe("edgelock:inbox:Xq3v0cJ9aLmT");
   });
 
   it.each([
@@ -178,8 +182,8 @@ describe("lockNames", () => {
         const nb = lockNames("p", b);
         expect(unescapeTag(tagOf(na.lock) ?? "")).toBe(a);
         if (a === b) return;
-        const all = new Set([na.lock, na.fence, na.channel, nb.lock, nb.fence, nb.channel]);
-        expect(all.size).toBe(6);
+        const all = new Set([...Object.values(na), ...Object.values(nb)]);
+        expect(all.size).toBe(8);
       }),
       { numRuns: 3_000 },
     );
@@ -224,13 +228,14 @@ function parseLockName(name: string): [prefix: string, key: string] | undefined 
 }
 
 describe("lockNames across prefixes (namespacing)", () => {
-  it("property: a lock's three names share one slot, the hash of its escaped key", () => {
+  it("property: a lock's four keys share one slot, the hash of its escaped key", () => {
     fc.assert(
       fc.property(pairs, ([prefix, key]) => {
-        const { lock, fence, channel } = lockNames(prefix, key);
+        const { lock, fence, queue, waiters } = lockNames(prefix, key);
         const slot = keySlot(lock);
         expect(keySlot(fence)).toBe(slot);
-        expect(keySlot(channel)).toBe(slot);
+        expect(keySlot(queue)).toBe(slot);
+        expect(keySlot(waiters)).toBe(slot);
         expect(slot).toBe(crc16(new TextEncoder().encode(tagOf(lock))) % 16384);
       }),
       { numRuns: 2_000 },
@@ -244,24 +249,24 @@ describe("lockNames across prefixes (namespacing)", () => {
         const b = lockNames(p2, k2);
         expect(parseLockName(a.lock)).toEqual([p1, k1]);
         expect(a.fence).toBe(`${a.lock}:fence`);
-        expect(a.channel).toBe(`${a.lock}:free`);
-        const names = new Set([a.lock, a.fence, a.channel, b.lock, b.fence, b.channel]);
-        expect(names.size).toBe(p1 === p2 && k1 === k2 ? 3 : 6);
+        expect(a.queue).toBe(`${a.lock}:queue`);
+        expect(a.waiters).toBe(`${a.lock}:waiters`);
+        const names = new Set([...Object.values(a), ...Object.values(b)]);
+        expect(names.size).toBe(p1 === p2 && k1 === k2 ? 4 : 8);
       }),
       { numRuns: 3_000 },
     );
   });
 
-  it("property: no key is another key's fence or channel, whatever it spells", () => {
+  it("property: no key is another key's fence or line, whatever it spells", () => {
     fc.assert(
       fc.property(pairs, ([prefix, key]) => {
-        const { fence, channel } = lockNames(prefix, key);
-        // A caller trying to name the fence or the channel of `key` as a lock key of its own:
-        const attempts = [`${key}}:fence`, `${key}:fence`, `${key}}:free`, fence, channel];
+        const { fence, queue, waiters } = lockNames(prefix, key);
+        // A caller trying to name the fence or the line of `key` as a lock key of its own:
+        const attempts = [`${key}}:fence`, `${key}:fence`, `${key}}:queue`, fence, queue, waiters];
         for (const attempt of attempts.filter((a) => a.length <= MAX_KEY_LENGTH)) {
-          const names = lockNames(prefix, attempt);
-          expect([names.lock, names.fence, names.channel]).not.toContain(fence);
-          expect([names.lock, names.fence, names.channel]).not.toContain(channel);
+          const names = Object.values(lockNames(prefix, attempt));
+          for (const theirs of [fence, queue, waiters]) expect(names).not.toContain(theirs);
         }
       }),
       { numRuns: 800 },

@@ -127,7 +127,7 @@ describe("lambdaWithLock", () => {
     expect(result).toEqual({ ok: "7", fence: seen?.fence });
     expect(seen?.ttl).toBeGreaterThan(4_900);
     expect(seen?.ttl).toBeLessThanOrEqual(5_000);
-    expect(recording.of("acquire")[0]?.args[3]).toBe(String(seen?.ttl));
+    expect(recording.of("acquire")[0]?.args[2]).toBe(String(seen?.ttl));
     // Awaited: the release ran and settled, no timer is left for a frozen sandbox to find.
     expect(recording.of("release")).toHaveLength(1);
     expect(inFlight(recording)).toBe(0);

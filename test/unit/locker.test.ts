@@ -41,7 +41,6 @@ describe("tryAcquire", () => {
     expect(recording.calls[0]?.keys).toEqual([names.lock, names.fence, names.queue, names.waiters]);
     expect(recording.calls[0]?.args[0]).toBe(lease.token);
     expect(recording.calls[0]?.args.slice(1)).toEqual([
-      names.channel,
       String(FENCE_RETENTION),
       "5000",
       "0", // a try does not join the line of waiters
@@ -139,14 +138,12 @@ describe("acquire", () => {
     // Try, subscribe, try again (joining the line), sleep until handed the lock: two attempts,
     // no polling, and no claim, since the hand-off came with the fence.
     const attempts = recording.of("acquire").filter((call) => call.args[0] === lease.token);
-    expect(attempts.map((call) => call.args[4])).toEqual(["0", expect.stringMatching(/^\d+$/)]);
-    expect(recording.subscriptions).toEqual([lockNames("edgelock", "job").channel]);
+    expect(attempts.map((call) => call.args[3])).toEqual(["0", expect.stringMatching(/^\d+$/)]);
+    // One subscription, to this locker's own inbox, named in the attempt that joined the line.
+    expect(recording.subscriptions).toEqual([expect.stringMatching(/^edgelock:inbox:[\w-]{12}$/)]);
+    expect(attempts[1]?.args[4]).toBe(recording.subscriptions[0]);
     // The holder's release handed the lock over: the waiter holds it with a full lease.
-    expect(recording.of("release")[0]?.args).toEqual([
-      held.token,
-      recording.subscriptions[0],
-      String(FENCE_RETENTION),
-    ]);
+    expect(recording.of("release")[0]?.args).toEqual([held.token, String(FENCE_RETENTION)]);
     expect(await holder.inspect("job", lease.token)).toMatchObject({ held: true, mine: true });
     expect(lease.remaining()).toBeGreaterThan(4_000);
     // The subscription lingers briefly for the next waiter, then goes.
@@ -184,10 +181,6 @@ describe("acquire", () => {
     await lease.release();
   });
 
-  // KNOWN FAILING (bug in src/locker.ts): when subscribe() rejects, #listen returns a no-op
-  // unsubscribe, so `unsubscribe !== undefined` and backoffDelay runs with `notified: true`: the
-  // waiter sleeps for maxRetryDelay / the holder's whole lease / the deadline, waiting for a
-  // notification that can never come, instead of "falling back to polling".
   it("a failed subscription falls back to polling with backoff", async () => {
     const inner = memoryAdapter();
     const recording = record({
@@ -207,8 +200,8 @@ describe("acquire", () => {
       await delay(100);
       await held.release();
       const lease = await waiting;
-      // Polling with backoff finds the lock free within a few hundred ms; the bug makes the
-      // waiter sleep until its 3 s deadline.
+      // Polling with backoff finds the lock free within a few hundred ms; a waiter that took the
+      // failed subscription for a working one would sleep until its 3 s deadline.
       expect(performance.now() - started).toBeLessThan(1_000);
       await lease.release();
     } finally {
@@ -235,6 +228,51 @@ describe("acquire", () => {
     // Try, then join the line; the release's own reply named the waiter: no claim, no poll.
     expect(recording.of("acquire").filter((call) => call.args[0] === lease.token)).toHaveLength(2);
     await lease.release();
+  });
+
+  it("tells only the client whose waiter is handed the lock: one message per hand-off", async () => {
+    const inner = memoryAdapter();
+    const holder = createLocker({ adapter: inner });
+    const clients = [0, 1, 2].map(() => record(inner));
+    const lockers = clients.map((client) =>
+      createLocker({ adapter: client.adapter, maxRetryDelay: 60_000 }),
+    );
+    const held = await mustAcquire(holder.tryAcquire("job", 60_000));
+    const waiting: Promise<Lease>[] = [];
+    for (const locker of lockers) {
+      waiting.push(locker.acquire("job", 5_000, { timeout: 5_000 }));
+      await delay(20); // in line in this order
+    }
+    await held.release();
+    for (const [i, lease] of waiting.entries()) {
+      const next = await lease; // in line order, each handed over by the release before it
+      // Each client has heard exactly the hand-offs to its own waiters, on its own inbox.
+      expect(clients.map((client) => client.messages.length)).toEqual(
+        clients.map((_, j) => (j <= i ? 1 : 0)),
+      );
+      await next.release();
+    }
+    const inboxes = clients.map((client) => client.subscriptions[0]);
+    expect(new Set(inboxes).size).toBe(3);
+    for (const client of clients) {
+      expect(client.messages).toEqual([[client.subscriptions[0], expect.stringMatching(/ \d+$/)]]);
+    }
+  });
+
+  it("serves a locker's waiters on several locks through one subscription", async () => {
+    const inner = memoryAdapter();
+    const recording = record(inner);
+    const holder = createLocker({ adapter: inner });
+    const waiter = createLocker({ adapter: recording.adapter, maxRetryDelay: 60_000 });
+    const held = await Promise.all(["a", "b", "c"].map((key) => holder.tryAcquire(key, 60_000)));
+    const waiting = ["a", "b", "c"].map((key) => waiter.acquire(key, 5_000, { timeout: 5_000 }));
+    await delay(50);
+    for (const lease of held) await lease?.release();
+    const leases = await Promise.all(waiting);
+    expect(leases.map((lease) => lease.key)).toEqual(["a", "b", "c"]);
+    expect(recording.subscriptions).toHaveLength(1);
+    expect(recording.messages).toHaveLength(3);
+    for (const lease of leases) await lease.release();
   });
 
   it("times out with LockTimeoutError: code, key, timeout and attempts", async () => {

@@ -23,7 +23,7 @@ import { beginScript } from "../../src/idempotency/scripts/begin.js";
 const names = lockNames("t", "job");
 const KEYS = [names.lock, names.fence, names.queue, names.waiters];
 const TOKEN = "el1.unit-token";
-const ACQUIRE_ARGS = [TOKEN, names.channel, "604800000", "1000", "0"];
+const ACQUIRE_ARGS = [TOKEN, "604800000", "1000", "0"];
 
 /** One call an instance received. */
 interface Call {
@@ -121,7 +121,7 @@ describe("redlockAdapter: input", () => {
 describe("redlockAdapter: acquire", () => {
   it("keeps no line of waiters: a request to wait in line is sent as a plain attempt", async () => {
     const instances = [1, 2, 3].map(() => instance({ acquire: [0, 0, 500] }));
-    const inLine = [...ACQUIRE_ARGS.slice(0, 4), "5000"];
+    const inLine = [...ACQUIRE_ARGS.slice(0, 3), "5000", "t:inbox:unit"];
     expect(await redlockAdapter(instances).evalScript(acquireScript, KEYS, inLine)).toEqual([
       0, 0, 500,
     ]);
@@ -163,7 +163,7 @@ describe("redlockAdapter: acquire", () => {
     const adapter = redlockAdapter(instances);
     expect(await adapter.evalScript(acquireScript, KEYS, ACQUIRE_ARGS)).toEqual([0, 0, 200]);
     expect(scriptsSent(instances)).toEqual(Array(3).fill(["acquire", "release"]));
-    expect(instances[1]?.calls[1]).toMatchObject({ keys: KEYS, args: ACQUIRE_ARGS.slice(0, 3) });
+    expect(instances[1]?.calls[1]).toMatchObject({ keys: KEYS, args: ACQUIRE_ARGS.slice(0, 2) });
   });
 
   it("rejects when failures leave the outcome unknown, after releasing everywhere", async () => {

@@ -159,7 +159,8 @@ const LOCK = "p:{k}";
 const FENCE = "p:{k}:fence";
 const QUEUE = "p:{k}:queue";
 const WAITERS = "p:{k}:waiters";
-const CHANNEL = "p:{k}:free";
+/** Each waiter's client listens on its own inbox. */
+const inboxOf = (token: string) => `p:inbox:${token.slice(0, 6)}`;
 const KEYS = [LOCK, FENCE, QUEUE, WAITERS];
 const RETENTION = 604_800_000;
 
@@ -169,12 +170,13 @@ beforeEach(() => {
 });
 
 function acquire(token: string, ttl: number, retention = RETENTION, wait = 0): unknown {
-  const args = [token, CHANNEL, String(retention), String(ttl), String(wait)];
+  const args = [token, String(retention), String(ttl), String(wait)];
+  if (wait > 0) args.push(inboxOf(token));
   return emulationOf(acquireScript)(host, KEYS, args);
 }
 
 function release(token: string): unknown {
-  return emulationOf(releaseScript)(host, KEYS, [token, CHANNEL, String(RETENTION)]);
+  return emulationOf(releaseScript)(host, KEYS, [token, String(RETENTION)]);
 }
 
 describe("acquire emulate", () => {
@@ -301,7 +303,7 @@ describe("hand-off emulate", () => {
     expect(host.value(LOCK)).toBe(A);
     expect(host.ttl(LOCK)).toBe(2_000);
     expect(host.value(FENCE)).toBe("2000");
-    expect(host.published).toEqual([[CHANNEL, "AAAAAAAAAAAA 2000"]]);
+    expect(host.published).toEqual([[inboxOf(A), "AAAAAAAAAAAA 2000"]]); // to A's client only
     expect(host.line()).toEqual([B]);
     expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([2, 2_000, 2_000]); // the claim
   });
@@ -316,7 +318,7 @@ describe("hand-off emulate", () => {
     host.micros = 2_000;
     release("holder");
     expect(host.value(LOCK)).toBe(B);
-    expect(host.published).toEqual([[CHANNEL, "BBBBBBBBBBBB 2000"]]);
+    expect(host.published).toEqual([[inboxOf(B), "BBBBBBBBBBBB 2000"]]);
     expect(host.line()).toEqual([]);
   });
 
@@ -329,7 +331,7 @@ describe("hand-off emulate", () => {
     host.micros = 3_000;
     expect(acquire("newcomer", 2_000)).toEqual([0, 0, 2_000]);
     expect(host.value(LOCK)).toBe(A);
-    expect(host.published).toEqual([[CHANNEL, "AAAAAAAAAAAA 3000"]]);
+    expect(host.published).toEqual([[inboxOf(A), "AAAAAAAAAAAA 3000"]]);
     host.now += 2_000;
     host.micros = 4_000;
     expect(acquire(B, 2_000, RETENTION, 5_000)).toEqual([1, 4_000, 2_000]);
