@@ -4,8 +4,9 @@
  *
  * - `<prefix>:{<key>}`        the lock: holds the owner's token, with the lease as its TTL;
  * - `<prefix>:{<key>}:fence`  the fencing counter: the last fence minted for this key;
- * - `<prefix>:{<key>}:queue`  the waiters' line: their tokens, oldest first;
- * - `<prefix>:{<key>}:waiters` each waiting token's lease, the end of its wait and its inbox;
+ * - `<prefix>:{<key>}:queue`  the line of waiters, oldest first: each entry holds a waiting token,
+ *                             its lease, the end of its wait and its client's inbox;
+ * - `<prefix>:{<key>}:waiters` the tokens still in line (a waiter that gives up leaves it);
  *
  * and one pub/sub channel per locker, not per lock: `<prefix>:inbox:<id>`, on which the locker's
  * waiters are told they were handed a lock (see {@link inboxName}).
@@ -24,9 +25,9 @@ export interface LockNames {
   readonly lock: string;
   /** The fencing counter's key. */
   readonly fence: string;
-  /** The list of waiting tokens, oldest first. */
+  /** The line of waiters, oldest first (see the module comment for an entry). */
   readonly queue: string;
-  /** The hash of waiting tokens to `"<ttl> <end of wait in µs> <inbox>"`. */
+  /** The hash of the tokens still in line. */
   readonly waiters: string;
 }
 

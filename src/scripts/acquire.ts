@@ -6,7 +6,7 @@
  */
 
 import type { LockScript, ScriptEmulation } from "../adapter.js";
-import { emulateHandOff, emulateMint, handOffLua } from "./hand-off.js";
+import { emulateHandOff, emulateMint, handOffLua, lineEntry } from "./hand-off.js";
 
 /**
  * KEYS and ARGV[1..2] as in the hand-off (see `hand-off.ts`); ARGV[3] the lease in ms, ARGV[4]
@@ -18,7 +18,7 @@ import { emulateHandOff, emulateMint, handOffLua } from "./hand-off.js";
  * - `{2, fence, ttl}`: this token already held it (a retried request, or a waiter claiming the
  *   lock it was handed): lease renewed, same fence;
  * - `{0, 0, pttl}`: another token holds it for `pttl` more ms (-1: the key has no expiry); a
- *   caller that will wait is now in line (once; a retry keeps its place).
+ *   caller that will wait is now in line (once: a retry keeps its place and its first entry).
  *
  * A free lock goes first to the oldest waiter still waiting, so a newcomer never overtakes the
  * line; with nobody waiting, the caller takes it.
@@ -39,11 +39,11 @@ if not holder then
   if token == ARGV[1] then return {1, fence, ttl} end
 end
 if ARGV[4] ~= '0' then
-  local now = redis.call('TIME')
-  local ends = tonumber(now[1]) * 1000000 + tonumber(now[2]) + tonumber(ARGV[4]) * 1000
-  local entry = ARGV[3] .. ' ' .. string.format('%d', ends) .. ' ' .. (ARGV[5] or '')
-  if redis.call('HSET', KEYS[4], ARGV[1], entry) == 1 then
-    redis.call('RPUSH', KEYS[3], ARGV[1])
+  if redis.call('HSETNX', KEYS[4], ARGV[1], 1) == 1 then
+    local now = redis.call('TIME')
+    local ends = tonumber(now[1]) * 1000000 + tonumber(now[2]) + tonumber(ARGV[4]) * 1000
+    local entry = ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. string.format('%d', ends) .. ' ' .. (ARGV[5] or '')
+    redis.call('RPUSH', KEYS[3], entry)
   end
   if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[4]) then
     redis.call('PEXPIRE', KEYS[3], ARGV[4])
@@ -57,7 +57,7 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "6cfc15b7dbaff60fffa88d25bf5903914160c59c",
+  sha1: "e12fd6acef916fbc1531bb4c2ebede092c97c9b4",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
@@ -81,9 +81,11 @@ export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
     if (handed[0] === token) return [1, handed[1], handed[2]];
   }
   if (wait !== "0") {
-    const ends = host.timeMicros() + Number(wait) * 1000;
-    if (host.hget(waiters, token) === null) host.rpush(queue, token);
-    host.hset(waiters, { [token]: `${ttl} ${ends} ${inbox}` });
+    if (host.hget(waiters, token) === null) {
+      host.hset(waiters, { [token]: "1" });
+      const ends = host.timeMicros() + Number(wait) * 1000;
+      host.rpush(queue, lineEntry(token, ttl, ends, inbox));
+    }
     if (host.pttl(queue) < Number(wait)) {
       host.pexpire(queue, Number(wait));
       host.pexpire(waiters, Number(wait));

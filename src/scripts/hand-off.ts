@@ -4,10 +4,15 @@
  * or found the lock free. Waiters thus get the lock in arrival order, and a release costs the
  * next holder no round trip at all.
  *
- * Both scripts take KEYS[1] the lock, KEYS[2] its fencing counter, KEYS[3] the waiters' queue (a
- * list of tokens), KEYS[4] the waiters' hash (token → `"<ttl ms> <end of wait, µs> <inbox>"`,
- * the inbox being the channel its client listens on), and ARGV[1] the caller's token, ARGV[2]
- * how long to keep the counter, in ms.
+ * Both scripts take KEYS[1] the lock, KEYS[2] its fencing counter, KEYS[3] the line (a list of
+ * entries `"<token> <ttl ms> <end of wait, µs> <inbox>"`, the inbox being the channel the
+ * waiter's client listens on), KEYS[4] the set of tokens still in line (a hash, token → 1; a
+ * waiter that gives up is taken out of it, and its entry is skipped when reached), and ARGV[1]
+ * the caller's token, ARGV[2] how long to keep the counter, in ms.
+ *
+ * The hand-off runs in every release that finds a waiter, so it is kept to the fewest Redis
+ * calls: one LPOP reads a whole entry, one HDEL both checks and ends its place, and the lock's
+ * key is overwritten for the next holder rather than deleted and set again.
  *
  * @module
  */
@@ -18,8 +23,8 @@ import { waiterId } from "../token.js";
 /**
  * `mint()` returns a fence above every earlier one — `max(counter + 1, server time in µs)`, so a
  * counter lost with a restart cannot send fences backwards — and the server time. `grant()` sets
- * the lock and counter. `handoff()` pops waiters until one whose wait has not ended, grants it the
- * lock with its own lease and publishes `"<waiter id> <fence>"` on the waiter's inbox (the id is
+ * the lock and counter. `handoff()` pops entries until one still in line whose wait has not
+ * ended, grants it the lock with its own lease and publishes `"<waiter id> <fence>"` on the waiter's inbox (the id is
  * the token's first 72 bits; the rest stays secret), unless the waiter is the caller. Only the
  * waiter's own client hears it, however many clients wait for the same lock. It returns that waiter's
  * token, fence, lease and announcement, or nil when nobody is waiting.
@@ -37,12 +42,10 @@ local function grant(token, ttl, fence)
 end
 local function handoff()
   while true do
-    local token = redis.call('LPOP', KEYS[3])
-    if not token then return nil end
-    local entry = redis.call('HGET', KEYS[4], token)
-    if entry then
-      redis.call('HDEL', KEYS[4], token)
-      local ttl, ends, inbox = string.match(entry, '^(%d+) (%d+) (.*)')
+    local entry = redis.call('LPOP', KEYS[3])
+    if not entry then return nil end
+    local token, ttl, ends, inbox = string.match(entry, '^(%S+) (%d+) (%d+) (.*)')
+    if redis.call('HDEL', KEYS[4], token) == 1 then
       local fence, clock = mint()
       if tonumber(ends) > clock then
         grant(token, ttl, fence)
@@ -69,11 +72,10 @@ export function emulateHandOff(
   [lock = "", fence = "", queue = "", waiters = ""]: readonly string[],
   [caller = "", retention = ""]: readonly string[],
 ): HandOff | undefined {
-  for (let token = host.lpop(queue); token !== null; token = host.lpop(queue)) {
-    const entry = host.hget(waiters, token);
-    if (entry === null) continue;
+  for (let entry = host.lpop(queue); entry !== null; entry = host.lpop(queue)) {
+    const [token, ttl, ends, inbox] = splitEntry(entry);
+    if (host.hget(waiters, token) === null) continue;
     host.hdel(waiters, token);
-    const [ttl = "0", ends = "0", inbox = ""] = splitEntry(entry);
     const minted = emulateMint(host, fence);
     if (Number(ends) <= host.timeMicros()) continue;
     host.set(lock, token, Number(ttl));
@@ -85,9 +87,14 @@ export function emulateHandOff(
   return undefined;
 }
 
-/** A waiter's entry `"<ttl> <end of wait> <inbox>"` as its three parts (the inbox may hold spaces). */
-function splitEntry(entry: string): [string, string, string] {
-  const first = entry.indexOf(" ");
-  const second = entry.indexOf(" ", first + 1);
-  return [entry.slice(0, first), entry.slice(first + 1, second), entry.slice(second + 1)];
+/** An entry `"<token> <ttl> <end of wait> <inbox>"` as its four parts (the inbox may hold spaces). */
+function splitEntry(entry: string): [token: string, ttl: string, ends: string, inbox: string] {
+  const [token = "", ttl = "0", ends = "0"] = entry.split(" ", 3);
+  const inbox = entry.slice(token.length + ttl.length + ends.length + 3);
+  return [token, ttl, ends, inbox];
+}
+
+/** The line entry of a waiter (see the module comment), as the acquire script writes it. */
+export function lineEntry(token: string, ttl: string, ends: number, inbox: string): string {
+  return `${token} ${ttl} ${ends} ${inbox}`;
 }

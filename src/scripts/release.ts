@@ -19,9 +19,9 @@ const lua = `${handOffLua}if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[4], ARGV[1])
   return 0
 end
-redis.call('DEL', KEYS[1])
 local waiter, fence, ttl, announcement = handoff()
 if waiter then return {1, announcement} end
+redis.call('DEL', KEYS[1])
 return 1
 `;
 
@@ -29,7 +29,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "408a4a7bc39091e095e6025a15331047b29b96c7",
+  sha1: "97cbef3d3d54f5a19cdd1ea72e516b1b568017ed",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
@@ -40,7 +40,8 @@ export const emulateRelease: ScriptEmulation = (host, keys, args) => {
     host.hdel(waiters, token);
     return 0;
   }
-  host.del(lock);
   const handed = emulateHandOff(host, keys, args);
-  return handed ? [1, handed[3]] : 1;
+  if (handed) return [1, handed[3]];
+  host.del(lock);
+  return 1;
 };

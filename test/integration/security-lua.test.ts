@@ -100,7 +100,19 @@ describe("the keys the scripts touch, as Redis saw them", () => {
     }
     expect(problems).toEqual([]);
     // Every kind of access happened, so the check above had something to check.
-    const kinds = ["GET", "SET", "DEL", "PEXPIRE", "PTTL", "HGET", "HSET", "HDEL", "LPOP", "RPUSH"];
+    const kinds = [
+      "GET",
+      "SET",
+      "DEL",
+      "PEXPIRE",
+      "PTTL",
+      "HGET",
+      "HSET",
+      "HSETNX",
+      "HDEL",
+      "LPOP",
+      "RPUSH",
+    ];
     for (const command of [...kinds, "PUBLISH"]) {
       expect(ran, command).toContain(command);
     }

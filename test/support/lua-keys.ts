@@ -10,6 +10,7 @@ export const KEY_ARGUMENTS: Readonly<Record<string, "first" | "all" | "none">> =
   PTTL: "first",
   HGET: "first",
   HSET: "first",
+  HSETNX: "first",
   HMGET: "first",
   HDEL: "first",
   LPOP: "first",

@@ -139,9 +139,14 @@ class FakeHost implements ScriptHost {
     const value = this.#live(key)?.value;
     return typeof value === "string" ? value : undefined;
   }
-  line(): string[] {
+  /** The line's entries, oldest first. */
+  lineEntries(): string[] {
     const value = this.#live(QUEUE)?.value;
     return Array.isArray(value) ? [...value] : [];
+  }
+  /** The tokens in line, oldest first (entries of waiters who left included). */
+  line(): string[] {
+    return this.lineEntries().map((entry) => entry.split(" ")[0] ?? "");
   }
   ttl(key: string): number | undefined {
     const entry = this.#live(key);
@@ -281,8 +286,10 @@ describe("hand-off emulate", () => {
     host.micros = 1_000;
     acquire("holder", 1_000);
     expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([0, 0, 1_000]);
+    host.micros = 2_000;
     expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([0, 0, 1_000]); // a retry keeps its place
-    expect(host.line()).toEqual([A]);
+    // One entry: token, lease, end of the wait in µs (from the first join), and its inbox.
+    expect(host.lineEntries()).toEqual([`${A} 2000 5001000 ${inboxOf(A)}`]);
     expect(host.ttl(QUEUE)).toBe(5_000);
     expect(host.ttl(WAITERS)).toBe(5_000);
   });
