@@ -76,7 +76,6 @@ export interface IoredisAdapterOptions {
  * ```ts
  * import Redis from "ioredis";
  * import { createLocker } from "edgelock";
-import { Deadlines } from "./deadlines.js";
  * import { ioredisAdapter } from "edgelock/ioredis";
  *
  * const locker = createLocker({ adapter: ioredisAdapter(new Redis(process.env.REDIS_URL)) });
@@ -95,10 +94,12 @@ export function ioredisAdapter(
   const timeout = checkDuration(options.commandTimeout ?? 2000, "commandTimeout", 1);
   const deadlines = new Deadlines(timeout);
   const run: LockAdapter["evalScript"] = (script, keys, args) =>
-    evalWithFallback(
-      script,
-      (sha1) => redacted(deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args))),
-      (lua) => redacted(deadlines.run(client.eval(lua, keys.length, ...keys, ...args))),
+    redacted(
+      evalWithFallback(
+        script,
+        (sha1) => deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args)),
+        (lua) => deadlines.run(client.eval(lua, keys.length, ...keys, ...args)),
+      ),
     );
   const replication = replicated(client, run, timeout, options.waitReplicas);
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };

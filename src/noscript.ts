@@ -27,15 +27,13 @@ export function isNoScriptError(error: unknown): boolean {
  * );
  * ```
  */
-export async function evalWithFallback<T>(
+export function evalWithFallback<T>(
   script: LockScript,
   evalsha: (sha1: string) => Promise<T>,
   evalSource: (lua: string) => Promise<T>,
 ): Promise<T> {
-  try {
-    return await evalsha(script.sha1);
-  } catch (error) {
+  return evalsha(script.sha1).catch((error: unknown) => {
     if (!isNoScriptError(error)) throw error;
     return evalSource(script.lua);
-  }
+  });
 }

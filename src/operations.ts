@@ -46,7 +46,7 @@ export class LockOperations {
    * the line of waiters, and is later handed the lock and told so on `inbox`, the channel its
    * client listens on.
    */
-  async acquire(
+  acquire(
     key: string,
     names: LockNames,
     token: string,
@@ -57,10 +57,7 @@ export class LockOperations {
     const args = [token, retention(ttl), String(ttl)];
     if (wait > 0) args.push(String(Math.ceil(wait)), inbox);
     else args.push("0");
-    const reply = await this.run(acquireScript, key, lineKeys(names), args, ACQUIRE_REPLY);
-    const [status = 0, fence = 0, pttl = 0] = reply;
-    if (status === 0) return { acquired: false, holderTtl: pttl };
-    return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
+    return this.run(acquireScript, key, lineKeys(names), args, acquireReply);
   }
 
   /**
@@ -68,16 +65,17 @@ export class LockOperations {
    * released it. A token that is only waiting leaves the line. When the lock was handed over,
    * `handedOver` gets the announcement the waiter is also sent (`"<waiter id> <fence>"`).
    */
-  async release(
+  release(
     key: string,
     names: LockNames,
     token: string,
     handedOver?: (announcement: string) => void,
   ): Promise<boolean> {
-    const args = [token, retention(0)];
-    const reply = await this.run(releaseScript, key, lineKeys(names), args, releaseReply);
-    if (typeof reply === "string") handedOver?.(reply);
-    return reply !== 0;
+    return this.run(releaseScript, key, lineKeys(names), [token, retention(0)], (reply) => {
+      const released = releaseReply(reply);
+      if (typeof released === "string") handedOver?.(released);
+      return released !== 0;
+    });
   }
 
   /** Renews the lease of `token` to `ttl` ms from now; false if `token` does not hold the lock. */
@@ -102,20 +100,18 @@ export class LockOperations {
    * transport that mangles replies must not be mistaken for an answer. The final failure is a
    * {@link LockUnavailableError} whose message never shows the token (`args[0]`).
    */
-  private async run<T>(
+  private run<T>(
     script: LockScript,
     key: string,
     keys: string[],
     args: string[],
     read: (reply: unknown) => T,
   ): Promise<T> {
-    try {
-      return await retried(this.retries, async () =>
-        read(await this.adapter.evalScript(script, keys, args)),
-      );
-    } catch (error) {
+    // Promise chains rather than async frames: this is every operation's path.
+    const request = () => this.adapter.evalScript(script, keys, args).then(read);
+    return retried(this.retries, request).catch((error: unknown) => {
       throw new LockUnavailableError(script.name, key, error, args[0]);
-    }
+    });
   }
 }
 
@@ -127,6 +123,13 @@ function lineKeys(names: LockNames): string[] {
 /** How long to keep the fencing counter, in ms: the retention, or the lease if that is longer. */
 function retention(ttl: number): string {
   return String(Math.max(ttl, FENCE_RETENTION));
+}
+
+/** The acquire script's reply `{status, fence, pttl}` as an {@link AcquireReply}. */
+function acquireReply(reply: unknown): AcquireReply {
+  const [status = 0, fence = 0, pttl = 0] = ACQUIRE_REPLY(reply);
+  if (status === 0) return { acquired: false, holderTtl: pttl };
+  return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
 }
 
 /** The release script's reply: 0, 1, or the announcement of a hand-off (from `{1, announcement}`). */

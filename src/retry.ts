@@ -20,13 +20,23 @@ const RETRY_PAUSE = 20;
  * const reply = await retried(2, () => adapter.evalScript(script, keys, args));
  * ```
  */
-export async function retried<T>(retries: number, request: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await request();
-    } catch (error) {
-      if (attempt >= retries) throw error;
-      await sleep(RETRY_PAUSE * 2 ** attempt * (0.5 + Math.random())).done;
-    }
+export function retried<T>(retries: number, request: () => Promise<T>): Promise<T> {
+  // Chained with `catch`, not an async loop: a request that succeeds (nearly all of them) costs
+  // one promise here, and this sits on every lock operation's path.
+  const attempt = (made: number): Promise<T> =>
+    started(request).catch(async (error: unknown) => {
+      if (made >= retries) throw error;
+      await sleep(RETRY_PAUSE * 2 ** made * (0.5 + Math.random())).done;
+      return attempt(made + 1);
+    });
+  return attempt(0);
+}
+
+/** `request()`, with a synchronous throw turned into a rejection. */
+function started<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return request();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
