@@ -14,8 +14,10 @@ interface Pending {
 }
 
 /**
- * Rejects requests that take longer than `ms`. The timer runs only while a request is pending,
- * and never keeps a process alive by itself.
+ * Rejects requests that take longer than `ms`. The timer is not cleared when the last pending
+ * request settles (clearing and setting it again around every request of a sequential caller
+ * costs more than the request's own bookkeeping): it fires once more, finds nothing due, and
+ * stops. It never keeps a process alive by itself.
  *
  * @example
  * ```ts
@@ -58,13 +60,14 @@ export class Deadlines {
     if (pending.settled) return;
     pending.settled = true;
     if (--this.#open > 0) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     this.#queue = [];
     this.#head = 0;
   }
 
-  /** Sets the timer for the oldest request still pending. */
+  /**
+   * Sets the timer for the oldest request still pending. A timer left from an earlier request is
+   * due no later than that, so {@link run} arms one only when none is set.
+   */
   #arm(): void {
     while (this.#queue[this.#head]?.settled) this.#head++;
     const first = this.#queue[this.#head];

@@ -3,13 +3,25 @@ import { Deadlines } from "../../adapters/deadlines.js";
 import { activeTimers, delay, gate, rejection } from "./helpers.js";
 
 describe("Deadlines", () => {
-  it("passes answers and failures through, and leaves no timer once nothing is pending", async () => {
+  it("passes answers and failures through, and holds no process open once nothing is pending", async () => {
     const timers = activeTimers();
     const deadlines = new Deadlines(1_000);
     expect(await deadlines.run(Promise.resolve(7))).toBe(7);
     const failure = new Error("NOSCRIPT");
     expect(await rejection(deadlines.run(Promise.reject(failure)))).toBe(failure);
     expect(activeTimers()).toBe(timers);
+  });
+
+  it("still enforces a deadline after idling past the timer an earlier request left", async () => {
+    const deadlines = new Deadlines(40);
+    expect(await deadlines.run(Promise.resolve(1))).toBe(1); // leaves its timer set
+    await delay(20);
+    const hung = deadlines.run(new Promise(() => {})).catch((error: Error) => error.message);
+    const started = performance.now();
+    await delay(40); // the earlier request's timer fires first, finding this one not yet due
+    expect(await hung).toBe("Redis did not answer within 40 ms");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(35);
+    expect(performance.now() - started).toBeLessThan(120);
   });
 
   it("rejects each request that outlives the timeout, in order, and only those", async () => {
