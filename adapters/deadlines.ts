@@ -27,16 +27,22 @@ interface Pending {
  */
 export class Deadlines {
   readonly #ms: number;
+  readonly #failure: (error: unknown) => unknown;
   #queue: Pending[] = [];
   #head = 0;
   #open = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(ms: number) {
+  /** `failure` maps each request's error before it is passed on (to strip secrets, say). */
+  constructor(ms: number, failure: (error: unknown) => unknown = (error) => error) {
     this.#ms = ms;
+    this.#failure = failure;
   }
 
-  /** Settles as `request` does, or rejects once `ms` have passed without an answer. */
+  /**
+   * Settles as `request` does (its error mapped by `failure`), or rejects once `ms` have passed
+   * without an answer.
+   */
   run<T>(request: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const pending: Pending = { at: performance.now() + this.#ms, reject, settled: false };
@@ -50,7 +56,7 @@ export class Deadlines {
         },
         (error: unknown) => {
           this.#settle(pending);
-          reject(error);
+          reject(this.#failure(error));
         },
       );
     });

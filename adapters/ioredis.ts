@@ -92,14 +92,12 @@ export function ioredisAdapter(
     );
   }
   const timeout = checkDuration(options.commandTimeout ?? 2000, "commandTimeout", 1);
-  const deadlines = new Deadlines(timeout);
+  const deadlines = new Deadlines(timeout, withoutArguments);
   const run: LockAdapter["evalScript"] = (script, keys, args) =>
-    redacted(
-      evalWithFallback(
-        script,
-        (sha1) => deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args)),
-        (lua) => deadlines.run(client.eval(lua, keys.length, ...keys, ...args)),
-      ),
+    evalWithFallback(
+      script,
+      (sha1) => deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args)),
+      (lua) => deadlines.run(client.eval(lua, keys.length, ...keys, ...args)),
     );
   const replication = replicated(client, run, timeout, options.waitReplicas);
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
@@ -135,13 +133,13 @@ function replicated(
     );
   }
   const wait = checkDuration(options.timeout, "waitReplicas.timeout", 1);
-  const deadlines = new Deadlines(timeout + wait);
+  const deadlines = new Deadlines(timeout + wait, withoutArguments);
   return async (script, keys, args) => {
     const reply = await run(script, keys, args);
     if (script.sha1 !== acquireScript.sha1 || !Array.isArray(reply) || reply[0] === 0) return reply;
     const acknowledged = Number(await deadlines.run(call("WAIT", replicas, wait)));
     if (acknowledged >= replicas) return reply;
-    await run(releaseScript, keys, args.slice(0, 3)).catch(() => 0); // same keys, token, channel
+    await run(releaseScript, keys, args.slice(0, 2)).catch(() => 0); // same keys, token, retention
     throw new Error(`${acknowledged} of ${replicas} replicas acknowledged within ${wait} ms`);
   };
 }
@@ -233,13 +231,6 @@ class SubscriptionHub {
   }
 }
 
-/** `promise`, rejecting with {@link withoutArguments} of its error. */
-function redacted<T>(promise: Promise<T>): Promise<T> {
-  return promise.catch((error: unknown) => {
-    throw withoutArguments(error);
-  });
-}
-
 /**
  * An ioredis error without the failed command's arguments, which hold the lock token (or, for
  * the handshake, the password): ioredis attaches them as `command.args`, and Redis echoes them in
@@ -288,7 +279,13 @@ export const ioredisTransport: LockTransport = {
     }
     return {
       adapter: ioredisAdapter(client),
-      ping: async () => void (await redacted(client.ping())),
+      ping: () =>
+        client.ping().then(
+          () => undefined,
+          (error: unknown) => {
+            throw withoutArguments(error);
+          },
+        ),
       close: async () => void (await client.quit().catch(() => client.disconnect())),
     };
   },

@@ -109,9 +109,8 @@ export class LockOperations {
   ): Promise<T> {
     // Promise chains rather than async frames: this is every operation's path.
     const request = () => this.adapter.evalScript(script, keys, args).then(read);
-    return retried(this.retries, request).catch((error: unknown) => {
-      throw new LockUnavailableError(script.name, key, error, args[0]);
-    });
+    const fail = (error: unknown) => new LockUnavailableError(script.name, key, error, args[0]);
+    return retried(this.retries, request, fail);
   }
 }
 

@@ -13,19 +13,23 @@ const RETRY_PAUSE = 20;
 
 /**
  * Calls `request` until it resolves, at most `retries + 1` times, pausing 20 ms, 40 ms, ...
- * (jittered) in between; rejects with the last failure.
+ * (jittered) in between; rejects with the last failure, as `fail` maps it.
  *
  * @example
  * ```ts
  * const reply = await retried(2, () => adapter.evalScript(script, keys, args));
  * ```
  */
-export function retried<T>(retries: number, request: () => Promise<T>): Promise<T> {
+export function retried<T>(
+  retries: number,
+  request: () => Promise<T>,
+  fail: (error: unknown) => unknown = (error) => error,
+): Promise<T> {
   // Chained with `catch`, not an async loop: a request that succeeds (nearly all of them) costs
   // one promise here, and this sits on every lock operation's path.
   const attempt = (made: number): Promise<T> =>
     started(request).catch(async (error: unknown) => {
-      if (made >= retries) throw error;
+      if (made >= retries) throw fail(error);
       await sleep(RETRY_PAUSE * 2 ** made * (0.5 + Math.random())).done;
       return attempt(made + 1);
     });
