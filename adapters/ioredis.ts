@@ -6,7 +6,8 @@
  *   instead of hanging it; the core then retries with the same token, which is safe.
  * - Errors are stripped of the command's arguments, so a lock token never appears in them.
  * - Waiters hear of hand-offs through one subscriber connection per client, shared by every
- *   waiter, with one SUBSCRIBE per lock, closed when the last one stops listening.
+ *   waiter, with one SUBSCRIBE per channel (the core uses one, its locker's inbox), closed when
+ *   the last listener stops listening.
  *
  * The adapter never closes the client it is given.
  *
