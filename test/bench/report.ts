@@ -151,10 +151,10 @@ function uncontended(results: Results): string {
       "Redis µs/pair is the time Redis spends executing the commands a pair sends " +
       "(INFO commandstats, a script's time including what it runs), over a further pass " +
       "without MONITOR: with one connection it adds to every pair's latency, whatever the " +
-      "client does. The fenced floor (a reference, not a library) is the lower bound for any " +
-      "lock that mints a fencing token in the same step as the lock and keeps the counter after " +
-      "release: if the fenced floor itself is under 0.95× the floor, the 0.95× target cannot " +
-      "be met by a fencing lock on this machine.",
+      "client does. The fenced floor (a reference, not a library) is the least a lock pays to " +
+      "mint a fencing token in the same step as the lock and keep the counter after release: " +
+      "its ratio to the floor is the price of atomic fencing alone on this machine, and " +
+      "edgelock's ratio to it is the part of the gap that is edgelock's own.",
     table(headers, rows),
   ].join("\n\n");
 }
