@@ -275,6 +275,27 @@ describe("acquire", () => {
     for (const lease of leases) await lease.release();
   });
 
+  it("when no announcement comes, the oldest waiter of each lock still looks about every maxRetryDelay", async () => {
+    const inner = memoryAdapter();
+    const deaf: LockAdapter = {
+      name: "messages-never-arrive",
+      evalScript: (script, keys, args) => inner.evalScript(script, keys, args),
+      subscribe: async () => () => {}, // subscribed, but no message ever comes through
+    };
+    const holder = createLocker({ adapter: inner });
+    const waiter = createLocker({ adapter: deaf, maxRetryDelay: 100 });
+    const held = await Promise.all(["a", "b"].map((key) => holder.tryAcquire(key, 60_000)));
+    const waiting = ["a", "b"].map((key) => waiter.acquire(key, 5_000, { timeout: 5_000 }));
+    await delay(30);
+    const released = performance.now();
+    for (const lease of held) await lease?.release(); // handed over, but nobody is told
+    const leases = await Promise.all(waiting);
+    // Each lock's line looked by itself: neither waited for the 60 s lease or the 5 s deadline.
+    expect(performance.now() - released).toBeLessThan(1_000);
+    expect(leases.map((lease) => lease.key)).toEqual(["a", "b"]);
+    for (const lease of leases) await lease.release();
+  });
+
   it("times out with LockTimeoutError: code, key, timeout and attempts", async () => {
     const recording = record(memoryAdapter());
     const locker = createLocker({ adapter: recording.adapter });
