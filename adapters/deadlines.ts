@@ -39,6 +39,11 @@ export class Deadlines {
     this.#failure = failure;
   }
 
+  /** How many requests are waiting for an answer. */
+  get pending(): number {
+    return this.#open;
+  }
+
   /**
    * Settles as `request` does (its error mapped by `failure`), or rejects once `ms` have passed
    * without an answer.

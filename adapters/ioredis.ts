@@ -5,6 +5,8 @@
  * - Every command has a deadline (`commandTimeout`), so a dead connection fails the operation
  *   instead of hanging it; the core then retries with the same token, which is safe.
  * - Errors are stripped of the command's arguments, so a lock token never appears in them.
+ * - While requests are in flight, the commands issued in one turn of the event loop leave in
+ *   one write (see `coalesce.ts`).
  * - Waiters hear of hand-offs through one subscriber connection per client, shared by every
  *   waiter, with one SUBSCRIBE per channel (the core uses one, its locker's inbox), closed when
  *   the last listener stops listening.
@@ -24,6 +26,7 @@ import {
   releaseScript,
   type Unsubscribe,
 } from "edgelock";
+import { type Corkable, coalescer } from "./coalesce.js";
 import { Deadlines } from "./deadlines.js";
 
 /** The part of an ioredis `Redis` or `Cluster` client the adapter uses. */
@@ -36,6 +39,8 @@ export interface IoredisClient {
   call?(command: string, ...args: (string | number)[]): Promise<unknown>;
   /** True on an ioredis `Cluster`, whose commands are spread over many connections. */
   readonly isCluster?: boolean;
+  /** The connection's socket (a standalone or Sentinel client's; a Cluster has none). */
+  readonly stream?: Partial<Corkable>;
 }
 
 /** The part of a duplicated ioredis connection the adapter uses for pub/sub. */
@@ -94,12 +99,18 @@ export function ioredisAdapter(
   }
   const timeout = checkDuration(options.commandTimeout ?? 2000, "commandTimeout", 1);
   const deadlines = new Deadlines(timeout, withoutArguments);
-  const run: LockAdapter["evalScript"] = (script, keys, args) =>
-    evalWithFallback(
+  const coalesce = coalescer(
+    () => client.stream,
+    () => deadlines.pending,
+  );
+  const run: LockAdapter["evalScript"] = (script, keys, args) => {
+    coalesce();
+    return evalWithFallback(
       script,
       (sha1) => deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args)),
       (lua) => deadlines.run(client.eval(lua, keys.length, ...keys, ...args)),
     );
+  };
   const replication = replicated(client, run, timeout, options.waitReplicas);
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
   if (options.notifications === false) return adapter;

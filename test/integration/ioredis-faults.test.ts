@@ -106,6 +106,30 @@ describe("ioredis adapter", () => {
     expect((await observer.inspect("ambiguous")).held).toBe(false);
   });
 
+  it("sends concurrent requests in shared writes, and a lone request at once", async () => {
+    const client = connect();
+    await client.ping();
+    const socket = client.stream as unknown as { _writev: (...args: unknown[]) => unknown };
+    const original = socket._writev.bind(socket);
+    const batches: number[] = [];
+    socket._writev = (chunks: unknown[], callback: unknown) => {
+      batches.push(chunks.length);
+      return original(chunks, callback);
+    };
+    const locker = createLocker({ adapter: ioredisAdapter(client) });
+    const lone = await locker.tryAcquire("lone", 5_000);
+    await lone?.release();
+    expect(batches).toEqual([]); // one request, nothing pending: written by itself
+    const keys = Array.from({ length: 100 }, (_, i) => `many:${i}`);
+    const leases = await Promise.all(keys.map((key) => locker.tryAcquire(key, 5_000)));
+    expect(leases.every((lease) => lease !== null)).toBe(true);
+    await Promise.all(leases.map((lease) => lease?.release()));
+    // The first of each turn goes out alone; the rest of that turn follow in one write.
+    expect(Math.max(...batches)).toBeGreaterThan(10);
+    expect(batches.reduce((sum, n) => sum + n, 0)).toBeLessThan(200);
+    for (const key of keys) expect(await client.exists(`edgelock:{${key}}`)).toBe(0);
+  });
+
   it("shares one subscriber connection among all waiters and closes it afterwards", async () => {
     const client = connect();
     let duplicates = 0;
