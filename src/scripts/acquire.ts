@@ -6,7 +6,7 @@
  */
 
 import type { LockScript, ScriptEmulation } from "../adapter.js";
-import { emulateHandOff, emulateMint, handOffLua, lineEntry } from "./hand-off.js";
+import { emulateHandOff, emulateMint, handOffLua, lineEntry, mintLua } from "./hand-off.js";
 
 /**
  * KEYS and ARGV[1..2] as in the hand-off (see `hand-off.ts`); ARGV[3] the lease in ms, ARGV[4]
@@ -23,25 +23,27 @@ import { emulateHandOff, emulateMint, handOffLua, lineEntry } from "./hand-off.j
  * A free lock goes first to the oldest waiter still waiting, so a newcomer never overtakes the
  * line; with nobody waiting, the caller takes it.
  */
-const lua = `${handOffLua}local holder = redis.call('GET', KEYS[1])
+const lua = `${mintLua}local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return {2, tonumber(redis.call('GET', KEYS[2])) or 0, tonumber(ARGV[3])}
 end
 if not holder then
-  local token, fence, ttl = handoff()
+  local token, fence, ttl
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+${handOffLua}    token, fence, ttl = handoff()
+  end
   if not token then
-    fence = mint()
-    grant(ARGV[1], ARGV[3], fence)
+    fence = mint(clock())
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
     return {1, fence, tonumber(ARGV[3])}
   end
   if token == ARGV[1] then return {1, fence, ttl} end
 end
 if ARGV[4] ~= '0' then
   if redis.call('HSETNX', KEYS[4], ARGV[1], 1) == 1 then
-    local now = redis.call('TIME')
-    local ends = tonumber(now[1]) * 1000000 + tonumber(now[2]) + tonumber(ARGV[4]) * 1000
+    local ends = clock() + tonumber(ARGV[4]) * 1000
     local entry = ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. string.format('%d', ends) .. ' ' .. (ARGV[5] or '')
     redis.call('RPUSH', KEYS[3], entry)
   end
@@ -57,7 +59,7 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "e12fd6acef916fbc1531bb4c2ebede092c97c9b4",
+  sha1: "8a9b459dabde92640a6986683d7ac0ff3836e8d6",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

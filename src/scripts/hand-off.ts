@@ -11,8 +11,9 @@
  * the caller's token, ARGV[2] how long to keep the counter, in ms.
  *
  * The hand-off runs in every release that finds a waiter, so it is kept to the fewest Redis
- * calls: one LPOP reads a whole entry, one HDEL both checks and ends its place, and the lock's
- * key is overwritten for the next holder rather than deleted and set again.
+ * calls: one LPOP reads a whole entry, one HDEL both checks and ends its place, the server clock
+ * is read once, and the lock's key is overwritten for the next holder rather than deleted and
+ * set again.
  *
  * @module
  */
@@ -21,38 +22,45 @@ import type { ScriptHost } from "../adapter.js";
 import { waiterId } from "../token.js";
 
 /**
- * `mint()` returns a fence above every earlier one — `max(counter + 1, server time in µs)`, so a
- * counter lost with a restart cannot send fences backwards — and the server time. `grant()` sets
- * the lock and counter. `handoff()` pops entries until one still in line whose wait has not
- * ended, grants it the lock with its own lease and publishes `"<waiter id> <fence>"` on the waiter's inbox (the id is
- * the token's first 72 bits; the rest stays secret), unless the waiter is the caller. Only the
- * waiter's own client hears it, however many clients wait for the same lock. It returns that waiter's
- * token, fence, lease and announcement, or nil when nobody is waiting.
+ * `clock()` is the server time in µs. `mint(now)` returns a fence above every earlier one —
+ * `max(counter + 1, now)`, so a counter lost with a restart, or restored from an old snapshot,
+ * cannot send fences backwards — and records it in the counter, kept ARGV[2] ms.
  */
-export const handOffLua = `local function mint()
+export const mintLua = `local function clock()
   local now = redis.call('TIME')
-  local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  return tonumber(now[1]) * 1000000 + tonumber(now[2])
+end
+local function mint(now)
   local fence = (tonumber(redis.call('GET', KEYS[2])) or 0) + 1
-  if clock > fence then fence = clock end
-  return fence, clock
-end
-local function grant(token, ttl, fence)
-  redis.call('SET', KEYS[1], token, 'PX', ttl)
+  if now > fence then fence = now end
   redis.call('SET', KEYS[2], string.format('%d', fence), 'PX', ARGV[2])
+  return fence
 end
-local function handoff()
+`;
+
+/**
+ * `handoff()` (which needs {@link mintLua} before it) pops entries until one still in line whose
+ * wait has not ended, gives it the lock with its own lease and a fresh fence, and publishes
+ * `"<waiter id> <fence>"` on the waiter's inbox (the id is the token's first 72 bits; the rest
+ * stays secret), unless the waiter is the caller. Only the waiter's own client hears it, however
+ * many clients wait for the same lock. It returns that waiter's token, fence, lease and
+ * announcement, or nil when nobody is waiting.
+ *
+ * The scripts define it only once they know the line exists, so a lock nobody waits for costs no
+ * more than it must: Lua makes a closure each time a function definition runs.
+ */
+export const handOffLua = `local function handoff()
+  local now = clock()
   while true do
     local entry = redis.call('LPOP', KEYS[3])
     if not entry then return nil end
     local token, ttl, ends, inbox = string.match(entry, '^(%S+) (%d+) (%d+) (.*)')
-    if redis.call('HDEL', KEYS[4], token) == 1 then
-      local fence, clock = mint()
-      if tonumber(ends) > clock then
-        grant(token, ttl, fence)
-        local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
-        if token ~= ARGV[1] then redis.call('PUBLISH', inbox, announcement) end
-        return token, fence, tonumber(ttl), announcement
-      end
+    if redis.call('HDEL', KEYS[4], token) == 1 and tonumber(ends) > now then
+      local fence = mint(now)
+      redis.call('SET', KEYS[1], token, 'PX', ttl)
+      local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
+      if token ~= ARGV[1] then redis.call('PUBLISH', inbox, announcement) end
+      return token, fence, tonumber(ttl), announcement
     end
   end
 end

@@ -6,7 +6,7 @@
  */
 
 import type { LockScript, ScriptEmulation } from "../adapter.js";
-import { emulateHandOff, handOffLua } from "./hand-off.js";
+import { emulateHandOff, handOffLua, mintLua } from "./hand-off.js";
 
 /**
  * KEYS and ARGV as in the hand-off (see `hand-off.ts`). Returns 1 if this call released the lock,
@@ -15,12 +15,14 @@ import { emulateHandOff, handOffLua } from "./hand-off.js";
  * expired, someone else holds it now, or the token was only waiting — it is then out of the
  * line, so a waiter that gives up calls this too).
  */
-const lua = `${handOffLua}if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+const lua = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[4], ARGV[1])
   return 0
 end
-local waiter, fence, ttl, announcement = handoff()
-if waiter then return {1, announcement} end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+${mintLua}${handOffLua}  local waiter, fence, ttl, announcement = handoff()
+  if waiter then return {1, announcement} end
+end
 redis.call('DEL', KEYS[1])
 return 1
 `;
@@ -29,7 +31,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "97cbef3d3d54f5a19cdd1ea72e516b1b568017ed",
+  sha1: "5a268fefe03303b8f3fa0cf6ba7dd7edabd8f173",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

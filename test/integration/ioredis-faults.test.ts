@@ -109,7 +109,9 @@ describe("ioredis adapter", () => {
   it("sends concurrent requests in shared writes, and a lone request at once", async () => {
     const client = connect();
     await client.ping();
-    const socket = client.stream as unknown as { _writev: (...args: unknown[]) => unknown };
+    const socket = client.stream as unknown as {
+      _writev: (chunks: unknown[], callback: unknown) => unknown;
+    };
     const original = socket._writev.bind(socket);
     const batches: number[] = [];
     socket._writev = (chunks: unknown[], callback: unknown) => {

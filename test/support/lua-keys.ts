@@ -6,6 +6,7 @@ export const KEY_ARGUMENTS: Readonly<Record<string, "first" | "all" | "none">> =
   GET: "first",
   SET: "first",
   DEL: "all",
+  EXISTS: "all",
   PEXPIRE: "first",
   PTTL: "first",
   HGET: "first",

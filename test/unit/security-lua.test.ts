@@ -66,19 +66,21 @@ async function findScripts(): Promise<FoundScript[]> {
 
 const found = await findScripts();
 
-/** The hand-off fragment the acquire and release scripts start with: one plain literal. */
-const handOff = (() => {
+/** A shared fragment of Lua in hand-off.ts, as its source spells it, and how often it is defined. */
+function fragment(name: string): { literal: string; count: number } {
   const text = readFileSync(join(root, "src/scripts/hand-off.ts"), "utf8");
-  const literals = [...text.matchAll(/\bexport const handOffLua = `([^`]*)`;/g)];
+  const literals = [...text.matchAll(new RegExp(`\\bexport const ${name} = \`([^\`]*)\`;`, "g"))];
   return { literal: literals[0]?.[1] ?? "", count: literals.length };
-})();
+}
 
-describe("the hand-off fragment", () => {
+const fragments = { handOffLua: fragment("handOffLua"), mintLua: fragment("mintLua") };
+
+describe.each(Object.entries(fragments))("the fragment %s", (_, shared) => {
   it("is one plain literal, without interpolation or escapes", () => {
-    expect(handOff.count).toBe(1);
-    expect(handOff.literal).toContain("local function handoff()");
-    expect(handOff.literal).not.toContain("${");
-    expect(handOff.literal).not.toContain("\\");
+    expect(shared.count).toBe(1);
+    expect(shared.literal).toContain("local function ");
+    expect(shared.literal).not.toContain("${");
+    expect(shared.literal).not.toContain("\\");
   });
 });
 
@@ -226,9 +228,12 @@ describe.each(found.map((entry) => [entry.script.name, entry] as const))("%s", (
   const { file, script, literal } = entry;
 
   it("is a constant: one template literal, composed only of constant fragments, used as is", () => {
-    // The one interpolation allowed is a shared constant fragment of Lua (the hand-off), itself
-    // a plain literal (checked below).
-    const text = literal.replaceAll(`$\{handOffLua}`, handOff.literal);
+    // The only interpolations allowed are the shared constant fragments of Lua (the hand-off and
+    // the mint), themselves plain literals (checked above).
+    let text = literal;
+    for (const [name, shared] of Object.entries(fragments)) {
+      text = text.replaceAll(`$\{${name}}`, shared.literal);
+    }
     expect(text, `${file} interpolates into its Lua`).not.toContain("${");
     expect(text, `${file}: the Lua must be plain text (no escapes to decode)`).not.toContain("\\");
     expect(script.lua).toBe(text);
