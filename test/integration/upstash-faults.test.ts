@@ -41,12 +41,17 @@ async function warmUp(locker: Locker): Promise<void> {
   proxy.requests.length = 0;
 }
 
-/** Waits until the proxy has seen `count` requests (the cleanup after a failure runs behind). */
+/**
+ * Waits until the proxy has seen `count` requests and finished with them (the cleanup after a
+ * failure runs behind; a request still on its way to Redis could meet what the test does next).
+ */
 async function requestsSeen(count: number): Promise<void> {
-  for (let i = 0; i < 100 && proxy.requests.length < count; i++) {
+  const finished = () => proxy.requests.length >= count && proxy.requests.every((r) => r.done);
+  for (let i = 0; i < 100 && !finished(); i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   expect(proxy.requests.length).toBe(count);
+  expect(proxy.requests.every((request) => request.done)).toBe(true);
 }
 
 /** The commands the proxy forwarded (one entry per HTTP request). */

@@ -20,8 +20,11 @@ export type Fault =
 export interface HttpFaultProxy {
   /** The proxy's base URL (same path layout as the target). */
   readonly url: string;
-  /** Every request seen, in order: method, path, and parsed JSON body (or the raw text). */
-  readonly requests: { method: string; path: string; body: unknown }[];
+  /**
+   * Every request seen, in order: method, path, parsed JSON body (or the raw text), and whether
+   * the proxy has finished with it (answered it, or dropped or left it as its fault says).
+   */
+  readonly requests: { method: string; path: string; body: unknown; done: boolean }[];
   /** Applies `fault` to the next `count` requests (default 1), then goes back to forwarding. */
   inject(fault: Fault, count?: number): void;
   close(): Promise<void>;
@@ -35,12 +38,22 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const raw = await readBody(req);
-    requests.push({ method: req.method ?? "", path: req.url ?? "", body: parse(raw) });
+    const request = {
+      method: req.method ?? "",
+      path: req.url ?? "",
+      body: parse(raw),
+      done: false,
+    };
+    requests.push(request);
     const fault = faults.shift();
-    if (fault?.kind === "hang") return;
+    if (fault?.kind === "hang") {
+      request.done = true;
+      return;
+    }
     if (fault?.kind === "respond") {
       res.writeHead(fault.status, { "content-type": fault.contentType ?? "text/html" });
       res.end(fault.body);
+      request.done = true;
       return;
     }
     const upstream = await fetch(new URL(req.url ?? "/", target), {
@@ -49,6 +62,7 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
       body: req.method === "GET" || req.method === "HEAD" ? undefined : new Uint8Array(raw),
     });
     const body = Buffer.from(await upstream.arrayBuffer());
+    request.done = true; // the target has executed it
     if (fault?.kind === "drop-response") {
       req.socket.destroy();
       return;
