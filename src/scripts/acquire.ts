@@ -75,9 +75,8 @@ export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
   if (holder === null) {
     const handed = emulateHandOff(host, keys, args);
     if (!handed) {
-      const minted = emulateMint(host, fence);
+      const minted = emulateMint(host, fence, retention);
       host.set(lock, token, Number(ttl));
-      host.set(fence, String(minted), Number(retention));
       return [1, minted, Number(ttl)];
     }
     if (handed[0] === token) return [1, handed[1], handed[2]];

@@ -69,9 +69,11 @@ end
 /** What {@link emulateHandOff} granted: the waiter's token, fence, lease and announcement. */
 export type HandOff = [token: string, fence: number, ttl: number, announcement: string];
 
-/** `mint()` over the in-memory store. */
-export function emulateMint(host: ScriptHost, fenceKey: string): number {
-  return Math.max(Number(host.get(fenceKey) ?? 0) + 1, host.timeMicros());
+/** `mint(clock())` over the in-memory store: the fence, recorded in the counter for `retention` ms. */
+export function emulateMint(host: ScriptHost, fenceKey: string, retention: string): number {
+  const fence = Math.max(Number(host.get(fenceKey) ?? 0) + 1, host.timeMicros());
+  host.set(fenceKey, String(fence), Number(retention));
+  return fence;
 }
 
 /** `handoff()` over the in-memory store, with the same keys and arguments as the Lua. */
@@ -84,10 +86,9 @@ export function emulateHandOff(
     const [token, ttl, ends, inbox] = splitEntry(entry);
     if (host.hget(waiters, token) === null) continue;
     host.hdel(waiters, token);
-    const minted = emulateMint(host, fence);
     if (Number(ends) <= host.timeMicros()) continue;
+    const minted = emulateMint(host, fence, retention);
     host.set(lock, token, Number(ttl));
-    host.set(fence, String(minted), Number(retention));
     const announcement = `${waiterId(token)} ${minted}`;
     if (token !== caller) host.publish(inbox, announcement);
     return [token, minted, Number(ttl), announcement];
