@@ -148,7 +148,9 @@ function replicated(
   const deadlines = new Deadlines(timeout + wait, withoutArguments);
   return async (script, keys, args) => {
     const reply = await run(script, keys, args);
-    if (script.sha1 !== acquireScript.sha1 || !Array.isArray(reply) || reply[0] === 0) return reply;
+    // Only a grant waits: a bare fence, or {1 or 2, fence, ttl}; {0, 0, pttl} is a refusal.
+    const granted = typeof reply === "number" || (Array.isArray(reply) && reply[0] !== 0);
+    if (script.sha1 !== acquireScript.sha1 || !granted) return reply;
     const acknowledged = Number(await deadlines.run(call("WAIT", replicas, wait)));
     if (acknowledged >= replicas) return reply;
     await run(releaseScript, keys, args.slice(0, 2)).catch(() => 0); // same keys, token, retention

@@ -57,7 +57,7 @@ export class LockOperations {
     const args = [token, retention(ttl), String(ttl)];
     if (wait > 0) args.push(String(Math.ceil(wait)), inbox);
     else args.push("0");
-    return this.run(acquireScript, key, lineKeys(names), args, acquireReply);
+    return this.run(acquireScript, key, lineKeys(names), args, (reply) => acquireReply(reply, ttl));
   }
 
   /**
@@ -124,16 +124,23 @@ function retention(ttl: number): string {
   return String(Math.max(ttl, FENCE_RETENTION));
 }
 
-/** The acquire script's reply `{status, fence, pttl}` as an {@link AcquireReply}. */
-function acquireReply(reply: unknown): AcquireReply {
+/**
+ * The acquire script's reply as an {@link AcquireReply}: a bare fence (taken with the lease asked
+ * for, `ttl`) or `{status, fence, pttl}`.
+ */
+function acquireReply(reply: unknown, ttl: number): AcquireReply {
+  if (typeof reply === "number" && reply > 0) {
+    const [fence = 0] = FLAG_REPLY(reply); // (a safe integer)
+    return { acquired: true, fence, ttl, renewed: false };
+  }
   const [status = 0, fence = 0, pttl = 0] = ACQUIRE_REPLY(reply);
   if (status === 0) return { acquired: false, holderTtl: pttl };
   return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
 }
 
-/** The release script's reply: 0, 1, or the announcement of a hand-off (from `{1, announcement}`). */
+/** The release script's reply: 0, 1, or the announcement of a hand-off (a string). */
 function releaseReply(reply: unknown): 0 | 1 | string {
-  if (Array.isArray(reply) && reply[0] === 1 && typeof reply[1] === "string") return reply[1];
+  if (typeof reply === "string") return reply;
   return FLAG_REPLY(reply)[0] === 1 ? 1 : 0;
 }
 
@@ -151,5 +158,6 @@ const integers =
 
 /** Readers of the lock scripts' integer replies, made once. */
 const ACQUIRE_REPLY = integers(3);
+/** One integer: a flag, or the bare fence of an acquisition. */
 const FLAG_REPLY = integers(1);
 const INSPECT_REPLY = integers(4);

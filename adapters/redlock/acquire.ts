@@ -65,7 +65,7 @@ export async function acquireOnQuorum(
   const votes = tally(answers, isGrant, isRefusal);
   const verdict = verdictOf(votes, quorum);
   if (verdict === "yes") {
-    const grants = grantsIn(answers, instances);
+    const grants = grantsIn(answers, instances, Number(args[2]));
     const fence = Math.max(...grants.map((grant) => grant.reply[1]));
     const raised = await raiseFence(cluster, grants, keys, args, fence);
     const confirmed = verdictOf(raised, quorum);
@@ -82,8 +82,13 @@ export async function acquireOnQuorum(
   throw noQuorum("acquire", votes, quorum);
 }
 
-/** An acquire reply, or undefined for anything else (which then counts as a failure). */
-function acquireReply(reply: unknown): AcquireReply | undefined {
+/**
+ * An acquire reply, or undefined for anything else (which then counts as a failure). A bare fence
+ * (the script's answer when it granted the lease asked for) becomes `[1, fence, ttl]`.
+ */
+function acquireReply(reply: unknown, ttl = 0): AcquireReply | undefined {
+  if (typeof reply === "number")
+    return Number.isSafeInteger(reply) && reply > 0 ? [1, reply, ttl] : undefined;
   if (!Array.isArray(reply) || reply.length !== 3) return undefined;
   if (!reply.every((value) => typeof value === "number" && Number.isSafeInteger(value))) {
     return undefined;
@@ -94,13 +99,14 @@ function acquireReply(reply: unknown): AcquireReply | undefined {
 const isGrant = (reply: unknown) => (acquireReply(reply)?.[0] ?? 0) > 0;
 const isRefusal = (reply: unknown) => acquireReply(reply)?.[0] === 0;
 
-/** The instances that granted the lock, with their replies. */
+/** The instances that granted the lock, with their replies (`ttl`: the lease asked for). */
 function grantsIn(
   answers: Answers,
   instances: readonly LockAdapter[],
+  ttl: number,
 ): { instance: LockAdapter; reply: AcquireReply }[] {
   return answers.flatMap((answer, index) => {
-    const reply = answer && "reply" in answer ? acquireReply(answer.reply) : undefined;
+    const reply = answer && "reply" in answer ? acquireReply(answer.reply, ttl) : undefined;
     const instance = instances[index];
     return reply && reply[0] > 0 && instance ? [{ instance, reply }] : [];
   });

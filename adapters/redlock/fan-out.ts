@@ -85,8 +85,7 @@ export function tally(
 }
 
 /** A script's reply of 1: yes (released, extended, raised). */
-export const isOne = (reply: unknown): boolean =>
-  reply === 1 || (Array.isArray(reply) && reply[0] === 1); // a release that handed over: {1, …}
+export const isOne = (reply: unknown): boolean => reply === 1 || typeof reply === "string"; // a release that handed over answers its announcement
 
 /** A script's reply of 0: no (this token does not hold the lock there). */
 export const isZero = (reply: unknown): boolean => reply === 0;

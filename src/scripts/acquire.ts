@@ -13,33 +13,30 @@ import { emulateHandOff, emulateMint, handOffLua, lineEntry, mintLua } from "./h
  * how long the caller will wait in ms ('0': it will not, so it does not join the line), ARGV[5]
  * (when it will) the inbox its client listens on for the hand-off.
  *
- * Returns `{status, fence, pttl}`:
- * - `{1, fence, ttl}`: acquired; `fence` is greater than every fence minted before for this key;
+ * Returns, for the three outcomes:
+ * - acquired: `fence`, a bare integer, when the caller took the lock with the lease it asked for
+ *   (the common case, answered without a table: it is cheaper for Redis to build and for the
+ *   client to read), or `{1, fence, ttl}` when it was handed the lock from the line with the
+ *   lease it asked for on joining; either way `fence` is greater than every fence minted before
+ *   for this key;
  * - `{2, fence, ttl}`: this token already held it (a retried request, or a waiter claiming the
  *   lock it was handed): lease renewed, same fence;
  * - `{0, 0, pttl}`: another token holds it for `pttl` more ms (-1: the key has no expiry); a
  *   caller that will wait is now in line (once: a retry keeps its place and its first entry).
  *
  * A free lock goes first to the oldest waiter still waiting, so a newcomer never overtakes the
- * line; with nobody waiting, the caller takes it.
+ * line; with nobody waiting, the caller takes it. The lock is taken with `SET NX` first, so a
+ * free lock costs no read of its own.
  */
-const lua = `${mintLua}local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
+const lua = `${mintLua}if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then
+  if redis.call('EXISTS', KEYS[3]) == 0 then return mint(clock()) end
+${handOffLua}  local token, fence, ttl = handoff()
+  if not token then return mint(clock()) end
+  if token == ARGV[1] then return {1, fence, ttl} end
+elseif redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return {2, tonumber(redis.call('GET', KEYS[2])) or 0, tonumber(ARGV[3])}
-end
-if not holder then
-  local token, fence, ttl
-  if redis.call('EXISTS', KEYS[3]) == 1 then
-${handOffLua}    token, fence, ttl = handoff()
-  end
-  if not token then
-    fence = mint(clock())
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-    return {1, fence, tonumber(ARGV[3])}
-  end
-  if token == ARGV[1] then return {1, fence, ttl} end
 end
 if ARGV[4] ~= '0' then
   if redis.call('HSETNX', KEYS[4], ARGV[1], 1) == 1 then
@@ -59,7 +56,7 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "8a9b459dabde92640a6986683d7ac0ff3836e8d6",
+  sha1: "72bff711195b5aa1601e32fe125fa46b1b1464ba",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
@@ -77,7 +74,7 @@ export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
     if (!handed) {
       const minted = emulateMint(host, fence, retention);
       host.set(lock, token, Number(ttl));
-      return [1, minted, Number(ttl)];
+      return minted;
     }
     if (handed[0] === token) return [1, handed[1], handed[2]];
   }

@@ -10,7 +10,7 @@ import { emulateHandOff, handOffLua, mintLua } from "./hand-off.js";
 
 /**
  * KEYS and ARGV as in the hand-off (see `hand-off.ts`). Returns 1 if this call released the lock,
- * or `{1, announcement}` if it also handed it to a waiter (so a waiter in the releaser's own
+ * or the announcement (a string) if it also handed it to a waiter (so a waiter in the releaser's own
  * process can be told without waiting for the message); 0 if the token did not hold it (it
  * expired, someone else holds it now, or the token was only waiting — it is then out of the
  * line, so a waiter that gives up calls this too).
@@ -21,7 +21,7 @@ const lua = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 if redis.call('EXISTS', KEYS[3]) == 1 then
 ${mintLua}${handOffLua}  local waiter, fence, ttl, announcement = handoff()
-  if waiter then return {1, announcement} end
+  if waiter then return announcement end
 end
 redis.call('DEL', KEYS[1])
 return 1
@@ -31,7 +31,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "5a268fefe03303b8f3fa0cf6ba7dd7edabd8f173",
+  sha1: "8d3a482f3d33713e3947a1b9d95691380a018b66",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
@@ -43,7 +43,7 @@ export const emulateRelease: ScriptEmulation = (host, keys, args) => {
     return 0;
   }
   const handed = emulateHandOff(host, keys, args);
-  if (handed) return [1, handed[3]];
+  if (handed) return handed[3];
   host.del(lock);
   return 1;
 };
