@@ -5,6 +5,7 @@
 
 import { cell, ms, num, table, times } from "./format.js";
 import { coldOf, type Entry, find, med, medRatio, type Results } from "./results.js";
+import type { ContentionResult } from "./scenarios/contention.js";
 
 interface Target {
   what: string;
@@ -44,6 +45,30 @@ function perFencedFloor<T extends { pairsPerSec: number }>(
     goal: "reported",
     value: `${times(value)} (fenced floor: ${times(bound)} floor)`,
     met: Number.isFinite(value) ? true : undefined,
+  };
+}
+
+/**
+ * The most critical sections per second any pub/sub hand-off could reach in this run: each one
+ * lasts the hold (edgelock's median) and is followed by at least a PUBLISH reaching an idle
+ * subscriber (this run's median), so `1 / (hold + PUBLISH)`. Reported as a ratio to the floor,
+ * with the share of it edgelock reached.
+ */
+function pubsubCeiling(
+  results: Results,
+  think: Entry<ContentionResult>["series"] | undefined,
+  thinkFloor: Entry<ContentionResult>["series"] | undefined,
+): Target {
+  const latency = results.latency?.ok ? results.latency.value : undefined;
+  const cycleMs = med(think, (r) => r.holdP50) + (latency?.publishP50 ?? Number.NaN) / 1000;
+  const ceiling = 1000 / cycleMs;
+  const floor = med(thinkFloor, (r) => r.sectionsPerSec);
+  const reached = med(think, (r) => r.sectionsPerSec) / ceiling;
+  return {
+    what: "3b: CS/s ceiling of a pub/sub hand-off, 1 / (hold p50 + PUBLISH p50), ÷ raw floor",
+    goal: "reported",
+    value: `${times(ceiling / floor)} (edgelock reached ${num(reached * 100)} % of it)`,
+    met: Number.isFinite(ceiling / floor) ? true : undefined,
   };
 }
 
@@ -114,6 +139,7 @@ function targets(results: Results): Target[] {
       value: times(csRatio),
       met: judge(csRatio, (v) => v >= 2),
     },
+    pubsubCeiling(results, think, thinkFloor),
     {
       what: "3b: Jain fairness",
       goal: "≥ 0.95",
