@@ -342,7 +342,7 @@ export class Locker {
    * have taken the lock, so its token is released before the failure is reported: a lock is
    * never left held by a caller who was told it failed.
    */
-  async #attempt(
+  #attempt(
     key: string,
     names: LockNames,
     token: string,
@@ -350,19 +350,25 @@ export class Locker {
     line = 0,
   ): Promise<Lease | { holderTtl: number }> {
     const sentAt = now();
-    let reply: Awaited<ReturnType<LockOperations["acquire"]>>;
-    try {
-      reply = await this.#ops.acquire(key, names, token, ttl, line, this.#room?.inbox);
-    } catch (error) {
-      this.#ops.release(key, names, token).catch(() => {});
-      throw error;
-    }
-    if (!reply.acquired) return { holderTtl: reply.holderTtl };
-    if (leaseDeadline(sentAt, reply.ttl, this.#driftFactor) <= now()) {
-      await this.#ops.release(key, names, token).catch(() => false);
-      return { holderTtl: -1 };
-    }
-    return this.#lease({ key, names, token, fence: reply.fence, ttl, sentAt, granted: reply.ttl });
+    // A promise chain, not an async frame: this is every acquisition's path.
+    return this.#ops.acquire(key, names, token, ttl, line, this.#room?.inbox).then(
+      (reply) => {
+        if (!reply.acquired) return { holderTtl: reply.holderTtl };
+        if (leaseDeadline(sentAt, reply.ttl, this.#driftFactor) <= now()) {
+          const lapsed = { holderTtl: -1 };
+          return this.#ops.release(key, names, token).then(
+            () => lapsed,
+            () => lapsed,
+          );
+        }
+        const { fence, ttl: granted } = reply;
+        return this.#lease({ key, names, token, fence, ttl, sentAt, granted });
+      },
+      (error: unknown) => {
+        this.#ops.release(key, names, token).catch(() => {});
+        throw error;
+      },
+    );
   }
 
   /** A lease granted to this locker: its drift allowance, and hand-offs told to its waiters. */
