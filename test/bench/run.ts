@@ -12,6 +12,7 @@
  */
 
 import { included, parseArgs, selected } from "./config.js";
+import { edgelockScripts } from "./edgelock-scripts.js";
 import { fencedFloor } from "./fenced-floor.js";
 import { describeMachine } from "./machine.js";
 import {
@@ -68,10 +69,14 @@ function contenders(retryDelay: number): Library[] {
   return all.filter((library) => included(config, library.id) || library === inProcessFifo);
 }
 
-/** Scenarios 1–2: the TCP libraries selected by `--libs`, the fenced floor after the floor. */
+/**
+ * Scenarios 1–2: the TCP libraries selected by `--libs`, the fenced floor after the floor, and
+ * edgelock's scripts sent raw before edgelock.
+ */
 const tcpLibraries = [
   floor,
   fencedFloor,
+  edgelockScripts,
   ...TCP_LIBRARIES.filter((library) => library !== floor),
 ].filter((library) => included(config, library.id));
 
