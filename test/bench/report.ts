@@ -154,7 +154,10 @@ function uncontended(results: Results): string {
       "client does. The fenced floor (a reference, not a library) is the least a lock pays to " +
       "mint a fencing token in the same step as the lock and keep the counter after release: " +
       "its ratio to the floor is the price of atomic fencing alone on this machine, and " +
-      "edgelock's ratio to it is the part of the gap that is edgelock's own.",
+      "edgelock's ratio to it is the part of the gap that is edgelock's own. The row of " +
+      "edgelock's scripts sent raw (also a reference) splits that part: from the fenced floor " +
+      "to it is what the scripts do beyond minting (the line check, the clock floor of the " +
+      "fence, four keys per call); from it to edgelock is the library's client code.",
     table(headers, rows),
   ].join("\n\n");
 }
