@@ -58,13 +58,18 @@ export const inProcessFifo: Library = {
           return Promise.resolve(handOff(key));
         }
         return new Promise((resolve, reject) => {
-          const grant = () => resolve(handOff(key));
-          queue.waiters.push(grant);
-          signal.addEventListener("abort", () => {
+          const giveUp = () => {
             const index = queue.waiters.indexOf(grant);
             if (index >= 0) queue.waiters.splice(index, 1);
             reject(signal.reason);
-          });
+          };
+          // The listener goes with the grant: the signal is shared by every worker's calls.
+          const grant = () => {
+            signal.removeEventListener("abort", giveUp);
+            resolve(handOff(key));
+          };
+          queue.waiters.push(grant);
+          signal.addEventListener("abort", giveUp, { once: true });
         });
       },
     };
