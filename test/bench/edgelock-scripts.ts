@@ -6,6 +6,7 @@
  * keys per call) and what its client code costs.
  */
 
+import { randomUUID } from "node:crypto";
 import {
   acquireScript,
   FENCE_RETENTION,
@@ -14,7 +15,6 @@ import {
   releaseScript,
 } from "edgelock";
 import type { Redis } from "ioredis";
-import { newToken } from "../../src/token.js";
 import { type Held, type Library, polling } from "./peers.js";
 
 /** The script's reply, by SHA-1, with its source only after NOSCRIPT. */
@@ -43,7 +43,7 @@ export const edgelockScripts: Library = {
     const tryAcquire = async (key: string, ttl: number): Promise<Held | null> => {
       const names = lockNames("scripts", key);
       const keys = [names.lock, names.fence, names.queue, names.waiters];
-      const token = newToken();
+      const token = `el1.${randomUUID()}`; // as long as edgelock's tokens
       const reply = await run(redis, acquireScript, keys, [token, retention, String(ttl), "0"]);
       if (typeof reply !== "number") return null; // a fresh grant answers its bare fence
       return { release: () => run(redis, releaseScript, keys, [token, retention]) };

@@ -91,7 +91,7 @@ function machineList({ machine }: Results): string {
   return [
     `- CPU: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB`,
     `- Node ${machine.node}; Redis ${machine.redis} (redis-server on loopback, no persistence)`,
-    `- edgelock ${machine.edgelock}`,
+    `- edgelock ${machine.edgelock} (the built package, dist/, as users install it)`,
     `- ${libraries}`,
   ].join("\n");
 }
