@@ -87,8 +87,9 @@ export async function acquireOnQuorum(
  * (the script's answer when it granted the lease asked for) becomes `[1, fence, ttl]`.
  */
 function acquireReply(reply: unknown, ttl = 0): AcquireReply | undefined {
-  if (typeof reply === "number")
+  if (typeof reply === "number") {
     return Number.isSafeInteger(reply) && reply > 0 ? [1, reply, ttl] : undefined;
+  }
   if (!Array.isArray(reply) || reply.length !== 3) return undefined;
   if (!reply.every((value) => typeof value === "number" && Number.isSafeInteger(value))) {
     return undefined;

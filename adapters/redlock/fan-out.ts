@@ -84,8 +84,11 @@ export function tally(
   return { yes, no, silent: answers.length - yes - no, failure };
 }
 
-/** A script's reply of 1: yes (released, extended, raised). */
-export const isOne = (reply: unknown): boolean => reply === 1 || typeof reply === "string"; // a release that handed over answers its announcement
+/**
+ * A script's reply of 1: yes (released, extended, raised). A release that also handed the lock
+ * to a waiter answers the announcement instead, which is a yes too.
+ */
+export const isOne = (reply: unknown): boolean => reply === 1 || typeof reply === "string";
 
 /** A script's reply of 0: no (this token does not hold the lock there). */
 export const isZero = (reply: unknown): boolean => reply === 0;

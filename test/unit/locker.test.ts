@@ -538,6 +538,21 @@ describe("transport failures", () => {
       expect(await locker.inspect("job")).toMatchObject({ held: false });
     },
   );
+
+  it.each([[0], [-5], [1.5], ["17"], [[1, 2]]])(
+    "an acquire reply of the wrong shape (%j) is a failure, not an answer: nothing stays locked",
+    async (mangled) => {
+      const recording = record(memoryAdapter(), async (call, run) => {
+        const reply = await run();
+        return call.script === "acquire" ? mangled : reply;
+      });
+      const locker = createLocker({ adapter: recording.adapter, retries: 0 });
+      const error = await rejection(locker.tryAcquire("job", 60_000));
+      expect(error).toBeInstanceOf(LockUnavailableError);
+      await vi.waitFor(() => expect(recording.of("release").some((c) => c.settled)).toBe(true));
+      expect(await locker.inspect("job")).toMatchObject({ held: false });
+    },
+  );
 });
 
 describe("LockUnavailableError", () => {

@@ -128,6 +128,16 @@ describe("redlockAdapter: acquire", () => {
     for (const one of instances) expect(one.calls[0]?.args).toEqual(ACQUIRE_ARGS);
   });
 
+  it("reads bare fences (a fresh grant's reply) as grants of the lease asked for", async () => {
+    const refusal = [0, 0, 500]; // the third instance is held by another token
+    const instances = [10, 30, refusal].map((reply) => instance({ acquire: reply }));
+    const adapter = redlockAdapter(instances);
+    expect(await adapter.evalScript(acquireScript, KEYS, ACQUIRE_ARGS)).toEqual([1, 30, 1000]);
+    expect(scriptsSent(instances).slice(0, 2)).toEqual(
+      Array(2).fill(["acquire", "redlock-raise-fence"]),
+    );
+  });
+
   it("takes the largest fence and raises every granting counter to it first", async () => {
     const instances = [10, 30, 20].map((fence) => instance({ acquire: [1, fence, 1000] }));
     const adapter = redlockAdapter(instances);
@@ -238,6 +248,11 @@ describe("redlockAdapter: release, extend, inspect", () => {
     const adapter = redlockAdapter(instances);
     expect(await adapter.evalScript(releaseScript, KEYS, [TOKEN, ""])).toBe(expected);
     expect(await adapter.evalScript(extendScript, KEYS, ACQUIRE_ARGS)).toBe(expected);
+  });
+
+  it("counts a release that also handed the lock over (its announcement) as released", async () => {
+    const instances = ["AAAAAAAAAAAA 7", 1, 0].map((reply) => instance({ release: reply }));
+    expect(await redlockAdapter(instances).evalScript(releaseScript, KEYS, [TOKEN, ""])).toBe(1);
   });
 
   it("rejects a release whose outcome is unknown", async () => {
