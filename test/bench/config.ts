@@ -109,7 +109,10 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
 /** The floors every ratio is measured against: `--libs` never leaves them out. */
 const FLOORS: ReadonlySet<string> = new Set(["floor", "fenced-floor"]);
 
-/** True if the library `id` is selected (floors and references always are). */
+/**
+ * True if the library `id` is selected. The floors always are; the row of edgelock's scripts
+ * sent raw (`edgelock-scripts`) goes with `edgelock`, whose prefix it shares.
+ */
 export function included(config: BenchConfig, id: string): boolean {
   const wanted = config.libraries;
   return wanted === undefined || FLOORS.has(id) || wanted.some((prefix) => id.startsWith(prefix));

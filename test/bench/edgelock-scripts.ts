@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import {
   acquireScript,
+  evalWithFallback,
   FENCE_RETENTION,
   type LockScript,
   lockNames,
@@ -18,18 +19,12 @@ import type { Redis } from "ioredis";
 import { type Held, type Library, polling } from "./peers.js";
 
 /** The script's reply, by SHA-1, with its source only after NOSCRIPT. */
-async function run(
-  redis: Redis,
-  script: LockScript,
-  keys: string[],
-  args: string[],
-): Promise<unknown> {
-  try {
-    return await redis.evalsha(script.sha1, keys.length, ...keys, ...args);
-  } catch (error) {
-    if (!(error instanceof Error && error.message.startsWith("NOSCRIPT"))) throw error;
-    return redis.eval(script.lua, keys.length, ...keys, ...args);
-  }
+function run(redis: Redis, script: LockScript, keys: string[], args: string[]): Promise<unknown> {
+  return evalWithFallback(
+    script,
+    (sha1) => redis.evalsha(sha1, keys.length, ...keys, ...args),
+    (lua) => redis.eval(lua, keys.length, ...keys, ...args),
+  );
 }
 
 export const edgelockScripts: Library = {

@@ -9,6 +9,7 @@
  */
 
 import { createHash, randomUUID } from "node:crypto";
+import { evalWithFallback, type LockScript } from "edgelock";
 import type { Redis } from "ioredis";
 import { type Held, type Library, polling, RELEASE_LUA } from "./peers.js";
 
@@ -18,19 +19,24 @@ const ACQUIRE_LUA =
   "local f = redis.call('INCR', KEYS[2]); redis.call('PEXPIRE', KEYS[2], ARGV[3]); return f end; " +
   "return 0";
 
-const ACQUIRE_SHA1 = createHash("sha1").update(ACQUIRE_LUA).digest("hex");
+/** The acquire script, named and hashed as `evalWithFallback` expects. */
+const ACQUIRE: LockScript = {
+  name: "fenced-floor acquire",
+  lua: ACQUIRE_LUA,
+  sha1: createHash("sha1").update(ACQUIRE_LUA).digest("hex"),
+};
 
 /** How long a counter outlives its key's last acquisition: 7 days, as edgelock keeps it. */
 const COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** The fence minted, or 0 if the lock was held; by SHA-1, with the source only after NOSCRIPT. */
 async function acquire(redis: Redis, keys: [string, string], args: string[]): Promise<number> {
-  try {
-    return Number(await redis.evalsha(ACQUIRE_SHA1, 2, ...keys, ...args));
-  } catch (error) {
-    if (!(error instanceof Error && error.message.startsWith("NOSCRIPT"))) throw error;
-    return Number(await redis.eval(ACQUIRE_LUA, 2, ...keys, ...args));
-  }
+  const reply = await evalWithFallback(
+    ACQUIRE,
+    (sha1) => redis.evalsha(sha1, 2, ...keys, ...args),
+    (lua) => redis.eval(lua, 2, ...keys, ...args),
+  );
+  return Number(reply);
 }
 
 export const fencedFloor: Library = {
