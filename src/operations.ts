@@ -130,7 +130,7 @@ function retention(ttl: number): string {
  */
 function acquireReply(reply: unknown, ttl: number): AcquireReply {
   if (typeof reply === "number" && reply > 0) {
-    const [fence = 0] = FLAG_REPLY(reply); // (a safe integer)
+    const [fence = 0] = FLAG_REPLY(reply); // which also checks it is a safe integer
     return { acquired: true, fence, ttl, renewed: false };
   }
   const [status = 0, fence = 0, pttl = 0] = ACQUIRE_REPLY(reply);
