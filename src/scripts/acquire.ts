@@ -29,8 +29,9 @@ import { emulateHandOff, emulateMint, handOffLua, lineEntry, mintLua } from "./h
  * free lock costs no read of its own.
  */
 const lua = `${mintLua}if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then
-  if redis.call('EXISTS', KEYS[3]) == 0 then return mint(clock()) end
-${handOffLua}  local token, fence, ttl = handoff()
+  local entry = redis.call('LPOP', KEYS[3])
+  if not entry then return mint(clock()) end
+${handOffLua}  local token, fence, ttl = handoff(entry)
   if not token then return mint(clock()) end
   if token == ARGV[1] then return {1, fence, ttl} end
 elseif redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -56,7 +57,7 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "72bff711195b5aa1601e32fe125fa46b1b1464ba",
+  sha1: "973cef1ed348575640cd824a8ff4a926aa5dd846",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

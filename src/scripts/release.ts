@@ -19,8 +19,9 @@ const lua = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[4], ARGV[1])
   return 0
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
-${mintLua}${handOffLua}  local waiter, fence, ttl, announcement = handoff()
+local entry = redis.call('LPOP', KEYS[3])
+if entry then
+${mintLua}${handOffLua}  local waiter, fence, ttl, announcement = handoff(entry)
   if waiter then return announcement end
 end
 redis.call('DEL', KEYS[1])
@@ -31,7 +32,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "8d3a482f3d33713e3947a1b9d95691380a018b66",
+  sha1: "d44a9c0b4ed24850e78fcb3c00ece9bcdd0ae0d7",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
