@@ -244,7 +244,10 @@ function latencyLine(results: Results): string {
     `(${num(publishP99)} µs p99) — no pub/sub hand-off can be faster. With every worker in one ` +
     "process, a hand-off also waits for the releaser's own reply to be read first. " +
     "The 1 ms hold is a timer and lasts a little longer; the in-process FIFO row (no Redis) is " +
-    "the ceiling for critical sections per second with this hold and think time."
+    "the ceiling for critical sections per second with this hold and think time. The row of " +
+    "edgelock's scripts sent raw waits as edgelock does (it joins the line and is handed the " +
+    "lock by the release's announcement) with no library code: what edgelock's protocol " +
+    "reaches here before any client code runs."
   );
 }
 

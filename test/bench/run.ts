@@ -55,6 +55,7 @@ process.on("unhandledRejection", (reason) => {
 function contenders(retryDelay: number): Library[] {
   const all = [
     floor,
+    edgelockScripts,
     edgelock,
     edgelockPolling,
     redlock5,

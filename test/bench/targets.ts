@@ -75,6 +75,27 @@ function pubsubCeiling(
   };
 }
 
+/**
+ * What edgelock's protocol reaches with no library code in the same run: the critical sections
+ * per second of its scripts sent raw (waiting on pub/sub as edgelock does), as a ratio to the
+ * floor, with the share of it edgelock reached. Between the pub/sub ceiling and edgelock, it
+ * tells what the scripts and Redis's hand-off cost from what edgelock's client code costs.
+ */
+function rawProtocol(
+  think: Entry<ContentionResult>["series"] | undefined,
+  thinkFloor: Entry<ContentionResult>["series"] | undefined,
+  raw: Entry<ContentionResult>["series"] | undefined,
+): Target {
+  const ratio = medRatio(raw, thinkFloor, (r) => r.sectionsPerSec);
+  const reached = medRatio(think, raw, (r) => r.sectionsPerSec);
+  return {
+    what: "3b: CS/s of edgelock's scripts sent raw (no library code) ÷ raw floor",
+    goal: "reported",
+    value: `${times(ratio)} (edgelock reached ${num(reached * 100)} % of it)`,
+    met: Number.isFinite(ratio) ? true : undefined,
+  };
+}
+
 /** `test` of a value, or undefined when the value is missing. */
 function judge(value: number, test: (value: number) => boolean): boolean | undefined {
   return Number.isFinite(value) ? test(value) : undefined;
@@ -143,6 +164,7 @@ function targets(results: Results): Target[] {
       met: judge(csRatio, (v) => v >= 2),
     },
     pubsubCeiling(results, think, thinkFloor),
+    rawProtocol(think, thinkFloor, find(results.contention.think, "edgelock-scripts")?.series),
     {
       what: "3b: Jain fairness",
       goal: "≥ 0.95",
