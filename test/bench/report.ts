@@ -236,12 +236,15 @@ function latencyLine(results: Results): string {
   if (!measured) return "";
   if (!measured.ok) return `Reference latencies could not be measured: ${cell(measured.error)}`;
   const { pingP50, pingP99, publishP50, publishP99, idlePingP50, idlePingP99 } = measured.value;
+  const { handOffP50, handOffP99 } = measured.value;
   return (
     `Physical floor on this machine, measured in this run: a PING round trip takes ` +
     `${num(pingP50)} µs at p50 (${num(pingP99)} µs p99), but ${num(idlePingP50)} µs ` +
     `(${num(idlePingP99)} µs p99) when sent after 1 ms of idleness, as a release after a 1 ms ` +
     `hold is; a PUBLISH reaches an idle subscriber in ${num(publishP50)} µs ` +
-    `(${num(publishP99)} µs p99) — no pub/sub hand-off can be faster. With every worker in one ` +
+    `(${num(publishP99)} µs p99) — no pub/sub hand-off can be faster — and the least atomic ` +
+    "hand-off (one script that checks the holder, pops a waiter, sets the lock, mints a fence " +
+    `and publishes) in ${num(handOffP50)} µs (${num(handOffP99)} µs p99). With every worker in one ` +
     "process, a hand-off also waits for the releaser's own reply to be read first. " +
     "The 1 ms hold is a timer and lasts a little longer; the in-process FIFO row (no Redis) is " +
     "the ceiling for critical sections per second with this hold and think time. The row of " +

@@ -52,10 +52,12 @@ function perFencedFloor<T extends { pairsPerSec: number }>(
 }
 
 /**
- * The most critical sections per second any pub/sub hand-off could reach in this run: each one
- * lasts the hold (edgelock's median) and is followed by at least a PUBLISH reaching an idle
- * subscriber (this run's median), so `1 / (hold + PUBLISH)`. Reported as a ratio to the floor,
- * with the share of it edgelock reached.
+ * The most critical sections per second a pub/sub hand-off could reach in this run: each one
+ * lasts the hold (edgelock's median) and is followed by at least the hand-off's own latency to
+ * an idle subscriber (this run's median), so `1 / (hold + hand-off)`. Two bounds: a bare PUBLISH
+ * (no lock at all), and the least atomic hand-off (one script that checks the holder, pops a
+ * waiter, sets the lock, mints a fence and publishes), which bounds any lock that hands over
+ * inside Redis. Reported as ratios to the floor, with the share of each edgelock reached.
  */
 function pubsubCeiling(
   results: Results,
@@ -63,15 +65,19 @@ function pubsubCeiling(
   thinkFloor: Entry<ContentionResult>["series"] | undefined,
 ): Target {
   const latency = results.latency?.ok ? results.latency.value : undefined;
-  const cycleMs = med(think, (r) => r.holdP50) + (latency?.publishP50 ?? Number.NaN) / 1000;
-  const ceiling = 1000 / cycleMs;
+  const hold = med(think, (r) => r.holdP50);
   const floor = med(thinkFloor, (r) => r.sectionsPerSec);
-  const reached = med(think, (r) => r.sectionsPerSec) / ceiling;
+  const edgelock = med(think, (r) => r.sectionsPerSec);
+  const ceilings = [latency?.publishP50, latency?.handOffP50].map(
+    (handOff) => 1000 / (hold + (handOff ?? Number.NaN) / 1000),
+  );
+  const ratios = ceilings.map((ceiling) => times(ceiling / floor)).join(" / ");
+  const shares = ceilings.map((ceiling) => `${num((edgelock / ceiling) * 100)} %`).join(" / ");
   return {
-    what: "3b: CS/s ceiling of a pub/sub hand-off, 1 / (hold p50 + PUBLISH p50), ÷ raw floor",
+    what: "3b: CS/s ceiling, 1 / (hold p50 + hand-off p50), ÷ raw floor, for a bare PUBLISH / the least atomic hand-off",
     goal: "reported",
-    value: `${times(ceiling / floor)} (edgelock reached ${num(reached * 100)} % of it)`,
-    met: Number.isFinite(ceiling / floor) ? true : undefined,
+    value: `${ratios} (edgelock reached ${shares} of it)`,
+    met: ceilings.every(Number.isFinite) && Number.isFinite(floor) ? true : undefined,
   };
 }
 

@@ -3,6 +3,10 @@
  * machine. A hand-off over pub/sub needs at least one PUBLISH reaching a subscriber, and the
  * waiters are idle when it arrives, so that path is measured after 1 ms of idleness, as in the
  * contention scenario.
+ *
+ * A lock that hands over inside Redis, as edgelock does, needs more than a PUBLISH: one script
+ * that checks the holder, pops the next waiter, gives it the lock, mints its fence and publishes.
+ * The least such script is timed the same way, from sending it to the message's arrival.
  */
 
 import { setTimeout as delay } from "node:timers/promises";
@@ -19,7 +23,25 @@ export interface LatencyResult {
   /** PING round trip sent after 1 ms of idleness (a waiter's or holder's first request), µs. */
   idlePingP50: number;
   idlePingP99: number;
+  /** From sending {@link LEAST_HAND_OFF} after 1 ms of idleness to the waiter's message, µs. */
+  handOffP50: number;
+  handOffP99: number;
 }
+
+/**
+ * The least atomic hand-off (KEYS[1] the lock, KEYS[2] its fence counter, KEYS[3] the line of
+ * `"<token> <channel>"` entries; ARGV[1] the holder's token): nothing beyond what any lock that
+ * hands over inside Redis must do — no clock floor for the fence, no check that the waiter is
+ * still waiting.
+ */
+const LEAST_HAND_OFF = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local entry = redis.call('LPOP', KEYS[3])
+if not entry then redis.call('DEL', KEYS[1]) return 1 end
+local token, channel = string.match(entry, '^(%S+) (.*)')
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', 10000)
+redis.call('PUBLISH', channel, fence)
+return 2`;
 
 const SAMPLES = 1_000;
 const WARMUP = 200;
@@ -28,19 +50,29 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
   const publisher = await context.redis.connection();
   const subscriber = await context.redis.connection();
   try {
-    await subscriber.subscribe("bench:latency");
+    const channel = "bench:latency";
+    await subscriber.subscribe(channel);
     let arrived: () => void = () => {};
     subscriber.on("message", () => arrived());
+    const nextMessage = () =>
+      new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+    const handOff = (await publisher.script("LOAD", LEAST_HAND_OFF)) as string;
+    const [lock, fence, line] = [
+      "bench:{handoff}",
+      "bench:{handoff}:fence",
+      "bench:{handoff}:line",
+    ];
     const pings: number[] = [];
     const publishes: number[] = [];
     const idlePings: number[] = [];
+    const handOffs: number[] = [];
     for (let n = 0; n < WARMUP + SAMPLES; n++) {
       await delay(1);
-      const message = new Promise<void>((resolve) => {
-        arrived = resolve;
-      });
+      let message = nextMessage();
       const sent = performance.now();
-      void publisher.publish("bench:latency", "1");
+      void publisher.publish(channel, "1");
       await message;
       const published = performance.now();
       await publisher.ping();
@@ -48,10 +80,19 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
       await delay(1);
       const idle = performance.now();
       await publisher.ping();
+      const idlePinged = performance.now();
+      await publisher.set(lock, "holder");
+      await publisher.rpush(line, `waiter ${channel}`);
+      await delay(1);
+      message = nextMessage();
+      const released = performance.now();
+      void publisher.evalsha(handOff, 3, lock, fence, line, "holder");
+      await message;
       if (n >= WARMUP) {
         publishes.push((published - sent) * 1000);
         pings.push((pinged - published) * 1000);
-        idlePings.push((performance.now() - idle) * 1000);
+        idlePings.push((idlePinged - idle) * 1000);
+        handOffs.push((performance.now() - released) * 1000);
       }
     }
     return {
@@ -61,6 +102,8 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
       publishP99: percentile(publishes, 0.99),
       idlePingP50: percentile(idlePings, 0.5),
       idlePingP99: percentile(idlePings, 0.99),
+      handOffP50: percentile(handOffs, 0.5),
+      handOffP99: percentile(handOffs, 0.99),
     };
   } finally {
     publisher.disconnect();
