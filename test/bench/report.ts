@@ -389,6 +389,14 @@ const METHOD = [
     "PX ttl`, then, only if that took the lock, `INCR` of the key's counter and `PEXPIRE` of the " +
     "counter to 7 days (keys `fenced:{k}` and `fenced:{k}:fence`, one slot); release is the " +
     "floor's compare-and-delete `EVAL`.",
+  "- edgelock's scripts sent raw (scenarios 1–3, a reference): edgelock's own acquire and release " +
+    "scripts by `EVALSHA` with a fresh token each, no library code; in scenario 3 a blocked " +
+    "acquire joins the line, and one subscriber connection per client routes each announcement " +
+    "to the waiter it names (asking again after 1 s without one).",
+  "- Ceilings of scenario 3b: `1 / (hold p50 + hand-off p50)`, the hold being edgelock's median " +
+    "and the hand-off either a bare PUBLISH or the least atomic hand-off (`GET` to check the " +
+    "holder, `LPOP` of a waiter, `INCR` of the fence, `SET` of the lock, `PUBLISH`, in one " +
+    "`EVALSHA`), each timed after 1 ms of idleness from sending to the subscriber's message.",
   "- Wire commands: scenarios 1 and 5 count with MONITOR on a side connection, `[0 lua]` lines " +
     "(commands a script runs inside Redis) excluded, in passes apart from the timed ones; " +
     "scenario 3 counts what each worker's ioredis connections (and their duplicates) send, on " +
