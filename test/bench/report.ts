@@ -18,6 +18,7 @@ import {
   type Series,
 } from "./results.js";
 import type { ContentionMode, ContentionResult } from "./scenarios/contention.js";
+import type { LatencyResult } from "./scenarios/latency.js";
 import type { ScaleResult } from "./scenarios/scale.js";
 import { chart } from "./svg.js";
 import { checkTargets } from "./targets.js";
@@ -230,27 +231,27 @@ function mixOf(series: Series<ContentionResult>): string {
     .join(", ");
 }
 
-/** The loopback floor under any hand-off, and the in-process ceiling, in one sentence. */
+/** The loopback floor under any hand-off, and the in-process ceiling, in one paragraph. */
 function latencyLine(results: Results): string {
   const measured = results.latency;
-  if (!measured) return "";
-  if (!measured.ok) return `Reference latencies could not be measured: ${cell(measured.error)}`;
-  const { pingP50, pingP99, publishP50, publishP99, idlePingP50, idlePingP99 } = measured.value;
-  const { handOffP50, handOffP99 } = measured.value;
+  if (measured.length === 0) return "";
+  const error = failure(measured);
+  if (error) return `Reference latencies could not be measured: ${cell(error)}`;
+  const micros = (pick: (result: LatencyResult) => number) => num(med(measured, pick));
   return (
-    `Physical floor on this machine, measured in this run: a PING round trip takes ` +
-    `${num(pingP50)} µs at p50 (${num(pingP99)} µs p99), but ${num(idlePingP50)} µs ` +
-    `(${num(idlePingP99)} µs p99) when sent after 1 ms of idleness, as a release after a 1 ms ` +
-    `hold is; a PUBLISH reaches an idle subscriber in ${num(publishP50)} µs ` +
-    `(${num(publishP99)} µs p99) — no pub/sub hand-off can be faster — and the least atomic ` +
-    "hand-off (one script that checks the holder, pops a waiter, sets the lock, mints a fence " +
-    `and publishes) in ${num(handOffP50)} µs (${num(handOffP99)} µs p99). With every worker in one ` +
-    "process, a hand-off also waits for the releaser's own reply to be read first. " +
-    "The 1 ms hold is a timer and lasts a little longer; the in-process FIFO row (no Redis) is " +
-    "the ceiling for critical sections per second with this hold and think time. The row of " +
-    "edgelock's scripts sent raw waits as edgelock does (it joins the line and is handed the " +
-    "lock by the release's announcement) with no library code: what edgelock's protocol " +
-    "reaches here before any client code runs."
+    "Physical floor on this machine, measured in each repetition (medians): a PING round trip " +
+    `takes ${micros((r) => r.pingP50)} µs at p50 (${micros((r) => r.pingP99)} µs p99), but ` +
+    `${micros((r) => r.idlePingP50)} µs (${micros((r) => r.idlePingP99)} µs p99) when sent after 1 ms ` +
+    "of idleness, as a release after a 1 ms hold is; a PUBLISH reaches an idle subscriber in " +
+    `${micros((r) => r.publishP50)} µs (${micros((r) => r.publishP99)} µs p99) — no pub/sub hand-off ` +
+    "can be faster — and the least atomic hand-off (one script that checks the holder, pops a " +
+    `waiter, sets the lock, mints a fence and publishes) in ${micros((r) => r.handOffP50)} µs ` +
+    `(${micros((r) => r.handOffP99)} µs p99). With every worker in one process, a hand-off also ` +
+    "waits for the releaser's own reply to be read first. The 1 ms hold is a timer and lasts a " +
+    "little longer; the in-process FIFO row (no Redis) is the ceiling for critical sections per " +
+    "second with this hold and think time. The row of edgelock's scripts sent raw waits as " +
+    "edgelock does (it joins the line and is handed the lock by the release's announcement) " +
+    "with no library code: what edgelock's protocol reaches here before any client code runs."
   );
 }
 

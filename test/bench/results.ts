@@ -31,8 +31,8 @@ export interface Results {
   sequential: Entry<SequentialResult>[];
   inflight: Entry<InflightResult>[];
   contention: Record<ContentionMode, Entry<ContentionResult>[]>;
-  /** Loopback PING and PUBLISH latencies, once (scenario 3's physical floor). */
-  latency: Outcome<LatencyResult> | undefined;
+  /** Loopback PING, PUBLISH and least hand-off latencies (scenario 3's physical floor), per repetition. */
+  latency: Series<LatencyResult>;
   /** The never-blocking control lock, greedy, once. */
   overlapControl: Outcome<ContentionResult> | undefined;
   rest: Entry<RestResult>[];

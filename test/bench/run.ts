@@ -101,7 +101,7 @@ const results: Results = {
   inflight: [],
   contention: { greedy: [], think: [] },
   overlapControl: undefined,
-  latency: undefined,
+  latency: [],
   rest: [],
   scale: [],
   strays,
@@ -146,6 +146,8 @@ try {
           record(results.contention[mode], library, repetition, outcome);
         }
       }
+      log(`${round} 3 reference latencies: PING, PUBLISH, the least atomic hand-off`);
+      results.latency[repetition] = await attempt(() => latency(context));
     }
     if (rest) {
       log(`${round} 4 REST, interleaved`);
@@ -164,8 +166,6 @@ try {
   if (selected(config, "3")) {
     log("3 overlap detector control: a lock that never blocks");
     results.overlapControl = await attempt(() => contention(brokenLock, "greedy", context, "c"));
-    log("3 reference latencies: PING, PUBLISH to a subscriber");
-    results.latency = await attempt(() => latency(context));
   }
   if (selected(config, "5")) {
     await redis.reset();
