@@ -277,6 +277,50 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
         expect(await target.adapter.evalScript(releaseScript, keys, release)).toBe(1);
       });
 
+      it("hands a released lock past waiters who left to the next one still in line", async () => {
+        const names = lockNames(`t${run}`, "past-quitters");
+        const keys = [names.lock, names.fence, names.queue, names.waiters];
+        const retention = String(FENCE_RETENTION);
+        const inbox = inboxName(`t${run}`, "contract");
+        const script = (lua: typeof acquireScript, token: string, ...rest: string[]) =>
+          target.adapter.evalScript(lua, keys, [token, retention, ...rest]);
+        const grant = await script(acquireScript, "el1.holds-the-lock", "5000", "0");
+        // A bare fence, or (from a Redlock quorum) {1, fence, ttl}.
+        const fence = typeof grant === "number" ? grant : Number((grant as unknown[])[1]);
+        expect(fence).toBeGreaterThan(0);
+        for (const token of ["el1.quitter-one", "el1.quitter-two", "el1.stays-in-line"]) {
+          expect(await script(acquireScript, token, "5000", "10000", inbox)).toEqual([
+            0,
+            0,
+            expect.any(Number),
+          ]);
+        }
+        expect(await script(releaseScript, "el1.quitter-one")).toBe(0); // leaves the line
+        expect(await script(releaseScript, "el1.quitter-two")).toBe(0);
+        const released = await script(releaseScript, "el1.holds-the-lock");
+        if (target.queues === false) {
+          expect(released).toBe(1); // no line: the lock is simply free
+          expect((await locker().inspect("past-quitters")).held).toBe(false);
+          return;
+        }
+        // The announcement names the waiter (its token's first 12 characters after "el1.").
+        expect(released).toMatch(/^stays-in-lin \d+$/);
+        expect(Number(String(released).split(" ")[1])).toBeGreaterThan(fence);
+        expect(await locker().inspect("past-quitters", "el1.stays-in-line")).toMatchObject({
+          held: true,
+          mine: true,
+        });
+        // With only a waiter who left in line, a release frees the lock.
+        expect(await script(acquireScript, "el1.quitter-three", "5000", "10000", inbox)).toEqual([
+          0,
+          0,
+          expect.any(Number),
+        ]);
+        expect(await script(releaseScript, "el1.quitter-three")).toBe(0);
+        expect(await script(releaseScript, "el1.stays-in-line")).toBe(1);
+        expect((await locker().inspect("past-quitters")).held).toBe(false);
+      });
+
       it("passes over a waiter that gave up", async () => {
         const holder = await locker().tryAcquire("give-up", 60_000);
         const quitter = locker({ maxRetryDelay: 60_000 });
