@@ -13,25 +13,9 @@
  */
 
 import { randomUUID } from "node:crypto";
-import {
-  acquireScript,
-  evalWithFallback,
-  FENCE_RETENTION,
-  type LockScript,
-  lockNames,
-  releaseScript,
-} from "edgelock";
+import { acquireScript, FENCE_RETENTION, lockNames, releaseScript } from "edgelock";
 import type { Redis } from "ioredis";
-import type { Held, Library } from "./peers.js";
-
-/** The script's reply, by SHA-1, with its source only after NOSCRIPT. */
-function run(redis: Redis, script: LockScript, keys: string[], args: string[]): Promise<unknown> {
-  return evalWithFallback(
-    script,
-    (sha1) => redis.evalsha(sha1, keys.length, ...keys, ...args),
-    (lua) => redis.eval(lua, keys.length, ...keys, ...args),
-  );
-}
+import { type Held, type Library, runScript } from "./peers.js";
 
 /** True if an acquire reply granted the lock: a bare fence, or status 1 (handed over) or 2 (ours). */
 function granted(reply: unknown): boolean {
@@ -74,12 +58,17 @@ export const edgelockScripts: Library = {
       return [names.lock, names.fence, names.queue, names.waiters];
     };
     const held = (keys: string[], token: string): Held => ({
-      release: () => run(redis, releaseScript, keys, [token, retention]),
+      release: () => runScript(redis, releaseScript, keys, [token, retention]),
     });
     const tryAcquire = async (key: string, ttl: number): Promise<Held | null> => {
       const keys = keysOf(key);
       const token = `el1.${randomUUID()}`; // as long as edgelock's tokens
-      const reply = await run(redis, acquireScript, keys, [token, retention, String(ttl), "0"]);
+      const reply = await runScript(redis, acquireScript, keys, [
+        token,
+        retention,
+        String(ttl),
+        "0",
+      ]);
       return granted(reply) ? held(keys, token) : null;
     };
     let listening: ReturnType<typeof inbox> | undefined;
@@ -97,7 +86,7 @@ export const edgelockScripts: Library = {
           const announced = new Promise<boolean>((resolve) => {
             seats.set(id, () => resolve(true)); // before the request: its hand-off may come first
           });
-          if (granted(await run(redis, acquireScript, keys, args))) {
+          if (granted(await runScript(redis, acquireScript, keys, args))) {
             return held(keys, token);
           }
           if (await wakeOf(announced, signal)) return held(keys, token);

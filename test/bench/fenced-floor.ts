@@ -9,9 +9,8 @@
  */
 
 import { createHash, randomUUID } from "node:crypto";
-import { evalWithFallback, type LockScript } from "edgelock";
-import type { Redis } from "ioredis";
-import { type Held, type Library, polling, RELEASE_LUA } from "./peers.js";
+import type { LockScript } from "edgelock";
+import { type Held, type Library, polling, RELEASE_LUA, runScript } from "./peers.js";
 
 /** KEYS[1] lock, KEYS[2] counter; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] counter's ttl ms. */
 const ACQUIRE_LUA =
@@ -19,7 +18,7 @@ const ACQUIRE_LUA =
   "local f = redis.call('INCR', KEYS[2]); redis.call('PEXPIRE', KEYS[2], ARGV[3]); return f end; " +
   "return 0";
 
-/** The acquire script, named and hashed as `evalWithFallback` expects. */
+/** The acquire script, named and hashed as `runScript` expects. */
 const ACQUIRE: LockScript = {
   name: "fenced-floor acquire",
   lua: ACQUIRE_LUA,
@@ -28,16 +27,6 @@ const ACQUIRE: LockScript = {
 
 /** How long a counter outlives its key's last acquisition: 7 days, as edgelock keeps it. */
 const COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
-
-/** The fence minted, or 0 if the lock was held; by SHA-1, with the source only after NOSCRIPT. */
-async function acquire(redis: Redis, keys: [string, string], args: string[]): Promise<number> {
-  const reply = await evalWithFallback(
-    ACQUIRE,
-    (sha1) => redis.evalsha(sha1, 2, ...keys, ...args),
-    (lua) => redis.eval(lua, 2, ...keys, ...args),
-  );
-  return Number(reply);
-}
 
 export const fencedFloor: Library = {
   id: "fenced-floor",
@@ -49,10 +38,14 @@ export const fencedFloor: Library = {
     const tryAcquire = async (key: string, ttl: number): Promise<Held | null> => {
       const lock = `fenced:{${key}}`;
       const token = randomUUID();
-      const fence = await acquire(
-        redis,
-        [lock, `${lock}:fence`],
-        [token, String(ttl), String(COUNTER_TTL_MS)],
+      // The fence minted, or 0 if the lock was held.
+      const fence = Number(
+        await runScript(
+          redis,
+          ACQUIRE,
+          [lock, `${lock}:fence`],
+          [token, String(ttl), String(COUNTER_TTL_MS)],
+        ),
       );
       return fence > 0 ? { release: () => redis.eval(RELEASE_LUA, 1, lock, token) } : null;
     };

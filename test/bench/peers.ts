@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { setTimeout as delay } from "node:timers/promises";
-import { createLocker } from "edgelock";
+import { createLocker, evalWithFallback, type LockScript } from "edgelock";
 import { ioredisAdapter } from "edgelock/ioredis";
 import type { Redis } from "ioredis";
 import { Mutex } from "redis-semaphore";
@@ -48,6 +48,20 @@ export interface Library {
 /** The compare-and-delete every raw floor and most libraries release with. */
 export const RELEASE_LUA =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/** A benchmark script's reply over `redis`: by SHA-1, with its source only after NOSCRIPT. */
+export function runScript(
+  redis: Redis,
+  script: LockScript,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<unknown> {
+  return evalWithFallback(
+    script,
+    (sha1) => redis.evalsha(sha1, keys.length, ...keys, ...args),
+    (lua) => redis.eval(lua, keys.length, ...keys, ...args),
+  );
+}
 
 /** Polls `tryAcquire` every `every` ms until it succeeds or `signal` aborts. */
 export function polling(

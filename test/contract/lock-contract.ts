@@ -11,6 +11,7 @@ import {
   type LockAdapter,
   LockError,
   LockLostError,
+  type LockScript,
   LockTimeoutError,
   lockNames,
   releaseScript,
@@ -282,7 +283,7 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
         const keys = [names.lock, names.fence, names.queue, names.waiters];
         const retention = String(FENCE_RETENTION);
         const inbox = inboxName(`t${run}`, "contract");
-        const script = (lua: typeof acquireScript, token: string, ...rest: string[]) =>
+        const script = (lua: LockScript, token: string, ...rest: string[]) =>
           target.adapter.evalScript(lua, keys, [token, retention, ...rest]);
         const grant = await script(acquireScript, "el1.holds-the-lock", "5000", "0");
         // A bare fence, or (from a Redlock quorum) {1, fence, ttl}.
