@@ -106,8 +106,8 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
   return config;
 }
 
-/** The floors every ratio is measured against: `--libs` never leaves them out. */
-const FLOORS: ReadonlySet<string> = new Set(["floor", "fenced-floor"]);
+/** The floors and bounds every ratio is measured against: `--libs` never leaves them out. */
+const FLOORS: ReadonlySet<string> = new Set(["floor", "fenced-floor", "least-handoff"]);
 
 /**
  * True if the library `id` is selected. The floors always are; the row of edgelock's scripts

@@ -8,9 +8,8 @@
  * cannot beat it: it bounds the "× floor" any such lock can reach on the machine it runs on.
  */
 
-import { createHash, randomUUID } from "node:crypto";
-import type { LockScript } from "edgelock";
-import { type Held, type Library, polling, RELEASE_LUA, runScript } from "./peers.js";
+import { randomUUID } from "node:crypto";
+import { benchScript, type Held, type Library, polling, RELEASE_LUA, runScript } from "./peers.js";
 
 /** KEYS[1] lock, KEYS[2] counter; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] counter's ttl ms. */
 const ACQUIRE_LUA =
@@ -18,12 +17,7 @@ const ACQUIRE_LUA =
   "local f = redis.call('INCR', KEYS[2]); redis.call('PEXPIRE', KEYS[2], ARGV[3]); return f end; " +
   "return 0";
 
-/** The acquire script, named and hashed as `runScript` expects. */
-const ACQUIRE: LockScript = {
-  name: "fenced-floor acquire",
-  lua: ACQUIRE_LUA,
-  sha1: createHash("sha1").update(ACQUIRE_LUA).digest("hex"),
-};
+const ACQUIRE = benchScript("fenced-floor acquire", ACQUIRE_LUA);
 
 /** How long a counter outlives its key's last acquisition: 7 days, as edgelock keeps it. */
 const COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;

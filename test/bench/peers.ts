@@ -8,7 +8,7 @@
  * attempts (jitter off where the library has one); every other setting stays at its default.
  */
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { setTimeout as delay } from "node:timers/promises";
 import { createLocker, evalWithFallback, type LockScript } from "edgelock";
@@ -48,6 +48,11 @@ export interface Library {
 /** The compare-and-delete every raw floor and most libraries release with. */
 export const RELEASE_LUA =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/** A benchmark's own script, named and hashed as {@link runScript} expects. */
+export function benchScript(name: string, lua: string): LockScript {
+  return { name, lua, sha1: createHash("sha1").update(lua).digest("hex") };
+}
 
 /** A benchmark script's reply over `redis`: by SHA-1, with its source only after NOSCRIPT. */
 export function runScript(

@@ -249,9 +249,12 @@ function latencyLine(results: Results): string {
     `(${micros((r) => r.handOffP99)} µs p99). With every worker in one process, a hand-off also ` +
     "waits for the releaser's own reply to be read first. The 1 ms hold is a timer and lasts a " +
     "little longer; the in-process FIFO row (no Redis) is the ceiling for critical sections per " +
-    "second with this hold and think time. The row of edgelock's scripts sent raw waits as " +
-    "edgelock does (it joins the line and is handed the lock by the release's announcement) " +
-    "with no library code: what edgelock's protocol reaches here before any client code runs."
+    "second with this hold and think time. Two reference locks wait as edgelock does (they join " +
+    "the line and are handed the lock by the release's announcement), with the least client " +
+    "code that needs: the least pub/sub hand-off lock, whose release is that least atomic " +
+    "hand-off, bounds what any lock handing over through pub/sub with an atomic fence reaches " +
+    "here, measured rather than modelled; edgelock's scripts sent raw are what edgelock's " +
+    "protocol reaches here before any library code runs."
   );
 }
 
@@ -394,6 +397,11 @@ const METHOD = [
     "scripts by `EVALSHA` with a fresh token each, no library code; in scenario 3 a blocked " +
     "acquire joins the line, and one subscriber connection per client routes each announcement " +
     "to the waiter it names (asking again after 1 s without one).",
+  "- Least pub/sub hand-off lock (scenario 3, a reference): acquire is one `EVALSHA` that takes " +
+    "a free lock with `SET NX PX` and `INCR` of its counter, or else joins a FIFO list once " +
+    "(`LPOS`, `RPUSH`); release is the least atomic hand-off below, with the waiter's own lease. " +
+    "No clock floor under the fence, no check that a waiter still waits, no expiry on the line " +
+    "or the counter; its waiters run the same client code as edgelock's scripts sent raw.",
   "- Ceilings of scenario 3b: `1 / (hold p50 + hand-off p50)`, the hold being edgelock's median " +
     "and the hand-off either a bare PUBLISH or the least atomic hand-off (`GET` to check the " +
     "holder, `LPOP` of a waiter, `INCR` of the fence, `SET` of the lock, `PUBLISH`, in one " +

@@ -14,6 +14,7 @@
 import { included, parseArgs, selected } from "./config.js";
 import { edgelockScripts } from "./edgelock-scripts.js";
 import { fencedFloor } from "./fenced-floor.js";
+import { leastHandOff } from "./least-handoff.js";
 import { describeMachine } from "./machine.js";
 import {
   atDelay,
@@ -51,10 +52,14 @@ process.on("unhandledRejection", (reason) => {
   strays.first ??= describeError(reason);
 });
 
-/** The contention lineup: the floor polling every 10 ms, edgelock, each peer at 10 ms too. */
+/**
+ * The contention lineup: the floor polling every 10 ms, the least pub/sub hand-off lock, edgelock
+ * (and its scripts sent raw), each peer at 10 ms too.
+ */
 function contenders(retryDelay: number): Library[] {
   const all = [
     floor,
+    leastHandOff,
     edgelockScripts,
     edgelock,
     edgelockPolling,

@@ -6,10 +6,12 @@
  *
  * A lock that hands over inside Redis, as edgelock does, needs more than a PUBLISH: one script
  * that checks the holder, pops the next waiter, gives it the lock, mints its fence and publishes.
- * The least such script is timed the same way, from sending it to the message's arrival.
+ * The least such script (the release of the least pub/sub hand-off lock, `least-handoff.ts`) is
+ * timed the same way, from sending it to the message's arrival.
  */
 
 import { setTimeout as delay } from "node:timers/promises";
+import { LEAST_HAND_OFF } from "../least-handoff.js";
 import { percentile } from "../stats.js";
 import type { BenchContext } from "./context.js";
 
@@ -28,21 +30,6 @@ export interface LatencyResult {
   handOffP99: number;
 }
 
-/**
- * The least atomic hand-off (KEYS[1] the lock, KEYS[2] its fence counter, KEYS[3] the line of
- * `"<token> <channel>"` entries; ARGV[1] the holder's token): nothing beyond what any lock that
- * hands over inside Redis must do — no clock floor for the fence, no check that the waiter is
- * still waiting.
- */
-const LEAST_HAND_OFF = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local entry = redis.call('LPOP', KEYS[3])
-if not entry then redis.call('DEL', KEYS[1]) return 1 end
-local token, channel = string.match(entry, '^(%S+) (.*)')
-local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token, 'PX', 10000)
-redis.call('PUBLISH', channel, fence)
-return 2`;
-
 const SAMPLES = 1_000;
 const WARMUP = 200;
 
@@ -58,7 +45,7 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
       new Promise<void>((resolve) => {
         arrived = resolve;
       });
-    const handOff = (await publisher.script("LOAD", LEAST_HAND_OFF)) as string;
+    const handOff = (await publisher.script("LOAD", LEAST_HAND_OFF.lua)) as string;
     const [lock, fence, line] = [
       "bench:{handoff}",
       "bench:{handoff}:fence",
@@ -82,7 +69,7 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
       await publisher.ping();
       const idlePinged = performance.now();
       await publisher.set(lock, "holder");
-      await publisher.rpush(line, `waiter ${channel}`);
+      await publisher.rpush(line, `waiter 10000 ${channel}`);
       await delay(1);
       message = nextMessage();
       const released = performance.now();
