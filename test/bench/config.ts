@@ -39,7 +39,7 @@ export interface BenchConfig {
   write: boolean;
   /** Only these scenarios (all when undefined). */
   only: ReadonlySet<ScenarioId> | undefined;
-  /** Only libraries whose id starts with one of these (the floors always run); all if undefined. */
+  /** Only libraries whose id starts with one of these (floors, bounds always run); all if unset. */
   libraries: readonly string[] | undefined;
 }
 
@@ -80,7 +80,7 @@ const QUICK: BenchConfig = {
 const USAGE = `usage: npm run bench -- [--quick] [--write | --no-write] [--only=1,3] [--reps=N]
   --quick      one short repetition (~1 minute); does not write docs/ unless --write
   --only=LIST  run only these scenarios (1 sequential, 2 in flight, 3 contention, 4 REST, 5 scale)
-  --libs=LIST  only libraries whose id starts with one of these (floors always run), e.g. edgelock
+  --libs=LIST  only libraries whose id starts with one of these (floors, bounds always run)
   --reps=N     repetitions of scenarios 1-4 (default 3, quick 1)
   --waiters=N,M  waiter counts of scenario 5 (default 10000,1000,100; quick 10000)`;
 
@@ -107,15 +107,17 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
 }
 
 /** The floors and bounds every ratio is measured against: `--libs` never leaves them out. */
-const FLOORS: ReadonlySet<string> = new Set(["floor", "fenced-floor", "least-handoff"]);
+const ALWAYS_RUN: ReadonlySet<string> = new Set(["floor", "fenced-floor", "least-handoff"]);
 
 /**
- * True if the library `id` is selected. The floors always are; the row of edgelock's scripts
- * sent raw (`edgelock-scripts`) goes with `edgelock`, whose prefix it shares.
+ * True if the library `id` is selected. The floors and bounds always are; the row of edgelock's
+ * scripts sent raw (`edgelock-scripts`) goes with `edgelock`, whose prefix it shares.
  */
 export function included(config: BenchConfig, id: string): boolean {
   const wanted = config.libraries;
-  return wanted === undefined || FLOORS.has(id) || wanted.some((prefix) => id.startsWith(prefix));
+  return (
+    wanted === undefined || ALWAYS_RUN.has(id) || wanted.some((prefix) => id.startsWith(prefix))
+  );
 }
 
 /** True if scenario `id` is selected. */

@@ -19,7 +19,10 @@ import { type Held, type LockClient, runScript } from "./peers.js";
 
 /** One such lock's scripts and how it calls them. */
 export interface LineProtocol {
-  /** Grants a free lock (a bare fence, or `{1 | 2, …}`), or answers `{0, …}` after joining the line when asked to wait. */
+  /**
+   * Grants a free lock (a bare fence, or `{1 | 2, …}`), or answers `{0, …}`, joining the line when
+   * asked to wait.
+   */
   readonly acquire: LockScript;
   /** Frees the lock or hands it to the next waiter, announcing it on the waiter's channel. */
   readonly release: LockScript;
@@ -34,7 +37,7 @@ export interface LineProtocol {
 /** How long a waiter waits for its announcement before it asks again (the holder may have died). */
 const LOOK_AGAIN_MS = 1_000;
 
-/** True if an acquire reply granted the lock: a bare fence, or status 1 (handed over) or 2 (ours). */
+/** True if an acquire reply granted the lock: a bare fence, or status 1 or 2 (not 0). */
 function granted(reply: unknown): boolean {
   return typeof reply === "number" || (reply as [number])[0] !== 0;
 }
