@@ -29,6 +29,18 @@ export interface ContractTarget {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The fence of a fresh grant, checked: the bare fence one Redis answers, or the `{1, fence, ttl}`
+ * a Redlock quorum composes.
+ */
+function grantedFence(reply: unknown): number {
+  if (Array.isArray(reply)) expect(reply[0]).toBe(1);
+  const fence = Array.isArray(reply) ? reply[1] : reply;
+  expect(fence).toEqual(expect.any(Number));
+  expect(fence).toBeGreaterThan(0);
+  return fence as number;
+}
+
 /** Registers the conformance suite for one adapter. `open` runs once, before the tests. */
 export function describeLockContract(name: string, open: () => Promise<ContractTarget>): void {
   describe(`lock contract: ${name}`, () => {
@@ -138,11 +150,7 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
       const names = lockNames(`t${run}`, "retry");
       const keys = [names.lock, names.fence, names.queue, names.waiters];
       const args = ["el1.retried-token", String(FENCE_RETENTION), "2000", "0"];
-      // A fresh grant: the bare fence (one Redis), or {1, fence, ttl} (a quorum's composed answer).
-      const granted = await target.adapter.evalScript(acquireScript, keys, args);
-      if (Array.isArray(granted)) expect(granted[0]).toBe(1);
-      const fence = Array.isArray(granted) ? granted[1] : granted;
-      expect(fence).toBeGreaterThan(0);
+      const fence = grantedFence(await target.adapter.evalScript(acquireScript, keys, args));
       const again = (await target.adapter.evalScript(acquireScript, keys, args)) as number[];
       expect(again).toEqual([2, fence, 2000]);
       const other = ["el1.other-token", ...args.slice(1)];
@@ -285,10 +293,7 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
         const inbox = inboxName(`t${run}`, "contract");
         const script = (lua: LockScript, token: string, ...rest: string[]) =>
           target.adapter.evalScript(lua, keys, [token, retention, ...rest]);
-        const grant = await script(acquireScript, "el1.holds-the-lock", "5000", "0");
-        // A bare fence, or (from a Redlock quorum) {1, fence, ttl}.
-        const fence = typeof grant === "number" ? grant : Number((grant as unknown[])[1]);
-        expect(fence).toBeGreaterThan(0);
+        const fence = grantedFence(await script(acquireScript, "el1.holds-the-lock", "5000", "0"));
         for (const token of ["el1.quitter-one", "el1.quitter-two", "el1.stays-in-line"]) {
           expect(await script(acquireScript, token, "5000", "10000", inbox)).toEqual([
             0,
