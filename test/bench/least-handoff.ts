@@ -47,11 +47,16 @@ return 2`;
 /** The least atomic hand-off, as a script (the latency scenario times it too). */
 export const LEAST_HAND_OFF = benchScript("least hand-off", RELEASE_LUA);
 
+/** The script keys of lock `key`: the lock, its fence counter and its line, in one slot. */
+export function leastKeys(key: string): [lock: string, fence: string, line: string] {
+  return [`least:{${key}}`, `least:{${key}}:fence`, `least:{${key}}:line`];
+}
+
 /** Its scripts, keys and arguments. */
 const protocol: LineProtocol = {
   acquire: benchScript("least acquire", ACQUIRE_LUA),
   release: LEAST_HAND_OFF,
-  keys: (key) => [`least:{${key}}`, `least:{${key}}:fence`, `least:{${key}}:line`],
+  keys: leastKeys,
   acquireArgs: (token, ttl, channel) =>
     channel === undefined ? [token, String(ttl), "0", ""] : [token, String(ttl), "1", channel],
   releaseArgs: (token) => [token],

@@ -11,7 +11,7 @@
  */
 
 import { setTimeout as delay } from "node:timers/promises";
-import { LEAST_HAND_OFF } from "../least-handoff.js";
+import { LEAST_HAND_OFF, leastKeys } from "../least-handoff.js";
 import { percentile } from "../stats.js";
 import type { BenchContext } from "./context.js";
 
@@ -46,11 +46,7 @@ export async function latency(context: BenchContext): Promise<LatencyResult> {
         arrived = resolve;
       });
     const handOff = (await publisher.script("LOAD", LEAST_HAND_OFF.lua)) as string;
-    const [lock, fence, line] = [
-      "bench:{handoff}",
-      "bench:{handoff}:fence",
-      "bench:{handoff}:line",
-    ];
+    const [lock, fence, line] = leastKeys("latency");
     const pings: number[] = [];
     const publishes: number[] = [];
     const idlePings: number[] = [];
