@@ -99,7 +99,7 @@ export class Deadlines {
       this.#head++;
       if (first.settled) continue;
       this.#settle(first);
-      first.reject(new Error(`Redis did not answer within ${this.#ms} ms`));
+      first.reject(timeoutError(this.#ms));
     }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
@@ -107,4 +107,14 @@ export class Deadlines {
     }
     if (this.#open > 0) this.#arm();
   }
+}
+
+/**
+ * The error of a request that ran out its deadline, named `TimeoutError` as web-standard
+ * timeouts are, so the lock core knows not to send it again (it would wait as long once more).
+ */
+function timeoutError(ms: number): Error {
+  const error = new Error(`Redis did not answer within ${ms} ms`);
+  error.name = "TimeoutError";
+  return error;
 }
