@@ -1,6 +1,7 @@
 /**
- * Running a callback while holding a lease: auto-extension, release in `finally`, and error
- * precedence (the callback's own error always wins).
+ * Running a callback while holding a lease: auto-extension, release in `finally`, and the
+ * outcome the caller is told (the callback's own error always wins; otherwise a lease lost at
+ * any point up to its release is reported, never hidden behind the callback's result).
  *
  * @module
  */
@@ -20,38 +21,79 @@ export interface HoldOptions {
 }
 
 /**
- * Runs `fn(lease)`, extending the lease about every ttl/3 while it runs, then releases it.
+ * Runs `fn(lease)`, extending the lease while it runs (see {@link keepAlive}), then releases it.
  *
  * - If `fn` throws, that error is rethrown unchanged after the release (whatever the release did).
- * - If `fn` resolves but the lease was lost meanwhile (`lease.signal` aborted), the
- *   {@link LockLostError} is thrown: exclusivity was not guaranteed, and the caller must know.
+ * - If `fn` resolves but the lease was lost meanwhile (`lease.signal` aborted, or the release
+ *   found another holder's token while the lease was still valid here: Redis restarted without
+ *   persistence, failed over, or its clock jumped), the {@link LockLostError} is thrown:
+ *   exclusivity was not guaranteed, and the caller must know.
  * - Otherwise `fn`'s result is returned. Timers are cleared on every path.
  */
-export async function hold<T>(
+export function hold<T>(
   lease: Lease,
   fn: (lease: Lease) => T | PromiseLike<T>,
   options: HoldOptions,
 ): Promise<Awaited<T>> {
-  const stop = keepAlive(lease, options);
-  const release = async () => {
-    stop();
-    await lease.release().catch((error: unknown) => {
-      try {
-        options.onReleaseError?.(error);
-      } catch {
-        // A faulty listener must not replace the callback's outcome either.
-      }
-    });
-  };
+  return holding(lease, () => fn(lease), options.onReleaseError, keepAlive(lease, options));
+}
+
+/**
+ * The end of {@link hold} for a lease that is not auto-extended (one sized to cover the work,
+ * such as a Lambda invocation's): runs `fn`, calls `stop` once it settles, releases the lease,
+ * and tells the outcome as {@link hold} does.
+ *
+ * @example
+ * ```ts
+ * const result = await holding(lease, () => handler(event, context, lease));
+ * ```
+ */
+export async function holding<T>(
+  lease: Lease,
+  fn: () => T | PromiseLike<T>,
+  onReleaseError?: (error: unknown) => void,
+  stop: () => void = () => {},
+): Promise<Awaited<T>> {
   let result: Awaited<T>;
   try {
-    result = await fn(lease);
+    result = await fn();
   } catch (error) {
-    await release();
+    stop();
+    await settleLease(lease, onReleaseError);
     throw error;
   }
-  const lost: unknown = lease.signal.aborted ? lease.signal.reason : undefined;
-  await release();
+  stop();
+  const lost = await settleLease(lease, onReleaseError);
   if (lost !== undefined) throw lost;
   return result;
+}
+
+/**
+ * Releases a lease at the end of a hold and tells whether it was kept to the end: resolves with
+ * the {@link LockLostError} if the lease was lost before or at its release (so the work done
+ * under it was not exclusive), undefined otherwise. A release that cannot reach Redis goes to
+ * `onReleaseError` and counts as kept (nothing is known; the lease expires on its own). Never
+ * rejects. Stop auto-extension first.
+ *
+ * @example
+ * ```ts
+ * const stop = keepAlive(lease);
+ * const result = await work(lease);
+ * stop();
+ * const lost = await settleLease(lease);
+ * if (lost) throw lost;
+ * ```
+ */
+export async function settleLease(
+  lease: Lease,
+  onReleaseError?: (error: unknown) => void,
+): Promise<unknown> {
+  await lease.release().catch((error: unknown) => {
+    try {
+      onReleaseError?.(error);
+    } catch {
+      // A faulty listener must not replace the callback's outcome either.
+    }
+  });
+  return lease.signal.aborted ? lease.signal.reason : undefined;
 }

@@ -33,7 +33,7 @@ export {
   LockTimeoutError,
   LockUnavailableError,
 } from "./errors.js";
-export type { HoldOptions } from "./hold.js";
+export { type HoldOptions, holding, settleLease } from "./hold.js";
 export { canonicalJson, sha256Hex } from "./idempotency/digest.js";
 export { IdempotencyConflictError, IdempotencyKeyReusedError } from "./idempotency/errors.js";
 export { heartbeat } from "./idempotency/heartbeat.js";

@@ -41,6 +41,18 @@ export function leaseDeadline(sentAt: number, granted: number, driftFactor: numb
 }
 
 /**
+ * The loss of a lease whose token Redis no longer holds, found `when` (at an extension or the
+ * release): it expired there, or Redis lost it (a restart without persistence, a failover) and
+ * someone else may have taken it.
+ */
+function takenOver(key: string, when: string): LockLostError {
+  return new LockLostError(
+    key,
+    `Redis no longer held its token ${when} (it expired there, or Redis lost it and someone else may hold it)`,
+  );
+}
+
+/**
  * A held lock. `fence` increases with every acquisition of the key: pass it to the resource you
  * protect and have it reject smaller fences, and a paused or partitioned former holder cannot
  * corrupt it. `signal` aborts with {@link LockLostError} as soon as the lease is known to be lost.
@@ -133,9 +145,7 @@ export class Lease {
       if (extended) this.#ops.release(this.key, this.#names, this.token).catch(() => false);
       throw this.#lost;
     }
-    if (!extended) {
-      throw this.#lose(new LockLostError(this.key, "it expired or is held by someone else"));
-    }
+    if (!extended) throw this.#lose(takenOver(this.key, "at extension"));
     this.ttl = ttl;
     this.#deadline = leaseDeadline(sentAt, ttl, this.#driftFactor);
     this.#armExpiry();
@@ -143,20 +153,25 @@ export class Lease {
 
   /**
    * Releases the lock. Resolves true if this call released it, false if it had already expired,
-   * been taken over or been released; never throws for those. Throws
-   * {@link LockUnavailableError} only if Redis cannot be reached (the lease then ends on its own).
+   * been taken over or been released; never throws for those. A lease that finds another
+   * holder's token (or none) at release was lost before it ended: `signal` then aborts with a
+   * {@link LockLostError}, as if an extension had found it. Throws {@link LockUnavailableError}
+   * only if Redis cannot be reached (the lease then ends on its own).
    */
   async release(): Promise<boolean> {
     if (this.#released) return false;
     this.#released = true;
     clearTimeout(this.#expiry);
+    let released: boolean;
     try {
-      return await this.#ops.release(this.key, this.#names, this.token, this.#handedOver);
+      released = await this.#ops.release(this.key, this.#names, this.token, this.#handedOver);
     } catch (error) {
       this.#released = false;
       this.#armExpiry();
       throw error;
     }
+    if (!released) this.#lose(this.#lost ?? takenOver(this.key, "at release"));
+    return released;
   }
 
   /** What `JSON.stringify` shows: everything but the token, which is a credential. */

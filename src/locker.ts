@@ -210,20 +210,28 @@ export class Locker {
   }
 
   /**
-   * Wraps `fn` so every call runs under the lock: the returned function takes `fn`'s arguments
-   * and resolves with its result. `key` may be computed from the call's arguments. Each call
-   * waits for the lock as {@link Locker.using} does (by default up to `ttl` ms) and throws
-   * {@link LockTimeoutError} if it never comes.
+   * Wraps `fn` so every call runs under the lock: the returned function takes the call's
+   * arguments, runs `fn(lease, ...args)` while holding the lock (extending it as
+   * {@link Locker.using} does), and resolves with `fn`'s result. The lease comes first, so `fn`
+   * can pass `lease.fence` to what it writes and `lease.signal` to what it awaits; a function
+   * that needs neither simply ignores it. `key` may be computed from the call's arguments. Each
+   * call waits for the lock as {@link Locker.using} does (by default up to `ttl` ms) and throws
+   * {@link LockTimeoutError} if it never comes, or {@link LockLostError} (after `fn` resolves)
+   * if the lease was lost on the way.
    *
    * @example
    * ```ts
-   * export const handler = locker.withLock((event: OrderEvent) => `order:${event.id}`, 30_000, handle);
+   * export const handler = locker.withLock(
+   *   (event: OrderEvent) => `order:${event.id}`,
+   *   30_000,
+   *   async (lease, event: OrderEvent) => orders.save(event, { fence: lease.fence }),
+   * );
    * ```
    */
   withLock<A extends unknown[], R>(
     key: string | ((...args: A) => string),
     ttl: number,
-    fn: (...args: A) => R | PromiseLike<R>,
+    fn: (lease: Lease, ...args: A) => R | PromiseLike<R>,
     options: HoldLockOptions = {},
   ): (...args: A) => Promise<Awaited<R>> {
     if (typeof key !== "function") checkKey(key);
@@ -235,7 +243,7 @@ export class Locker {
     return async function locked(this: unknown, ...args: A): Promise<Awaited<R>> {
       const name = typeof key === "function" ? checkKey(key.apply(this, args)) : key;
       const lease = await locker.#acquire(name, ttl, wait);
-      return hold(lease, () => fn.apply(this, args), holding);
+      return hold(lease, () => fn.call(this, lease, ...args), holding);
     };
   }
 

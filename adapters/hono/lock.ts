@@ -1,7 +1,7 @@
 /**
  * Lock middleware for Hono: one request at a time per lock key. The request's handler runs only
  * while it holds the lock; the lease (with its fencing token and an AbortSignal that fires if the
- * lock is lost) is a typed context variable; the lock is released once the response is done.
+ * lock is lost) is a typed context variable; the lock is released once the handler is done.
  * Web-standard APIs only: it runs on Workers, Vercel Edge, Deno, Bun and Node.
  *
  * @module
@@ -18,10 +18,11 @@ import {
   type LockUnavailableError,
   MAX_KEY_LENGTH,
   MIN_TTL,
+  settleLease,
   describeValue as show,
 } from "edgelock";
 import type { Context, Env, MiddlewareHandler } from "hono";
-import { handedToRuntime, problemResponse } from "./respond.js";
+import { problemResponse } from "./respond.js";
 
 /** The context variables {@link lock} sets: `c.get("lease")` / `c.var.lease`. */
 export type LockVariables = {
@@ -102,11 +103,14 @@ export interface LockOptions<E extends Env = Env> {
  * - If the store cannot be reached, the handler does not run either: 503 with `Retry-After: 1`
  *   (or `onUnavailable`'s response).
  * - While the handler runs, the lease is renewed about every ttl/3 and is `c.var.lease`. If it
- *   is lost anyway, `lease.signal` aborts; the handler's response is not replaced.
- * - When the handler is done, successfully or not, the lock is released: in
- *   `c.executionCtx.waitUntil` where the runtime has one (after the response), awaited otherwise.
- *   A handler's error still reaches `app.onError`; a failed release never changes the response
- *   (the lease then expires on its own).
+ *   is lost anyway, `lease.signal` aborts.
+ * - When the handler is done, successfully or not, the lock is released before the response
+ *   goes out. A handler's error still reaches `app.onError` unchanged. If the handler succeeded
+ *   but the lease was lost on the way (an extension or the release found another holder's
+ *   token: Redis restarted without persistence or failed over, or the lease ran out), its
+ *   {@link LockLostError} (`code: "LOCK_LOST"`) is thrown for `app.onError`, replacing the
+ *   handler's response: the work was not exclusive, and the client must not read success. A
+ *   release that cannot reach the store never changes the response (the lease expires).
  *
  * The lock covers the handler until it returns its `Response`. A body streamed after that (for
  * example by `hono/streaming`'s `stream()`) is produced outside the lock.
@@ -176,18 +180,18 @@ export const lock = <E extends Env = Env>(
 
     c.set("lease", lease);
     const stop = keepAlive(lease, { maxHold });
+    let lost: unknown;
     try {
       // Hono's compose catches the handler's Error, hands it to app.onError and puts the result
-      // in c.res, so next() resolves; anything else it rethrows. Either way: release.
+      // in c.res, so next() resolves; anything else it rethrows. Either way: release, awaited
+      // before the response (an unreachable store only lets the lease expire by itself).
       await next();
     } finally {
       stop();
-      const released = lease.release().then(
-        () => undefined,
-        () => undefined, // unreachable store: the lease expires by itself
-      );
-      if (!handedToRuntime(c, released)) await released;
+      lost = await settleLease(lease);
     }
+    // A handler error answered by app.onError wins; otherwise a lost lease replaces the response.
+    if (lost !== undefined && c.error === undefined) throw lost;
   };
 };
 

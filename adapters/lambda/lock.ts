@@ -1,4 +1,11 @@
-import { checkDuration, checkFunction, type Lease, type Locker, LockTimeoutError } from "edgelock";
+import {
+  checkDuration,
+  checkFunction,
+  holding,
+  type Lease,
+  type Locker,
+  LockTimeoutError,
+} from "edgelock";
 import { checkLocker, checkObject, checkOptionalFunction } from "./checks.js";
 import {
   bounded,
@@ -40,8 +47,9 @@ export interface LambdaLockOptions<E, C extends LambdaContext, R> {
  *
  * - Contention: `onContention`'s result, or a thrown {@link LockTimeoutError}.
  * - The handler's error is rethrown unchanged; a failed release never replaces it.
- * - If the lease was lost while the handler ran (only possible with `lease.max` below the
- *   remaining time), `lease.signal` aborts and `LockLostError` is thrown once it resolves.
+ * - If the lease was lost while the handler ran (with `lease.max` below the remaining time, or
+ *   when the release finds another holder's token: Redis restarted without persistence or
+ *   failed over), `LockLostError` is thrown once the handler resolves, never its result.
  *
  * @example
  * ```ts
@@ -73,17 +81,7 @@ export function lambdaWithLock<E, R, C extends LambdaContext = LambdaContext>(
       }
       throw error;
     }
-    let result: Awaited<R>;
-    try {
-      result = await handler(event, context, lease);
-    } catch (error) {
-      await release(lease, settings.onReleaseError);
-      throw error;
-    }
-    const lost: unknown = lease.signal.aborted ? lease.signal.reason : undefined;
-    await release(lease, settings.onReleaseError);
-    if (lost !== undefined) throw lost;
-    return result;
+    return holding(lease, () => handler(event, context, lease), settings.onReleaseError);
   };
 }
 
@@ -131,15 +129,4 @@ export async function acquire(
     await lease.extend(bounded(context, settings.bounds)).catch(() => {});
   }
   return lease;
-}
-
-/** Releases and awaits it; a failure goes to the listener, never to the caller. */
-export async function release(lease: Lease, onError: ((error: unknown) => void) | undefined) {
-  await lease.release().catch((error: unknown) => {
-    try {
-      onError?.(error);
-    } catch {
-      // A faulty listener must not replace the handler's outcome either.
-    }
-  });
 }

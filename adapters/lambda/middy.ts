@@ -5,7 +5,7 @@ import type {
   Locker,
   LockTimeoutError,
 } from "edgelock";
-import { checkFunction } from "edgelock";
+import { checkFunction, settleLease } from "edgelock";
 import { checkLocker, checkObject, isTimeout } from "./checks.js";
 import {
   type Claim,
@@ -14,7 +14,7 @@ import {
   type lambdaWithIdempotency,
 } from "./idempotency.js";
 import type { LambdaContext, LeaseOptions, leaseFor } from "./lease.js";
-import { acquire, checkLockOptions, release } from "./lock.js";
+import { acquire, checkLockOptions } from "./lock.js";
 
 /** The part of a middy request the middlewares use (`middy.Request`, typed structurally). */
 export interface MiddyRequest<E = unknown, R = unknown, C extends LambdaContext = LambdaContext> {
@@ -72,7 +72,9 @@ export interface LockMiddlewareOptions<E, C extends LambdaContext> {
  *   turns it into a 409 response as it is.
  * - `after` releases the lock, and `onError` releases it after an error, before the invocation
  *   ends. The error is left untouched for the middlewares after it, and a failed release never
- *   masks it. On middy's early `TimeoutError` the lock is kept: the handler may still be running,
+ *   masks it. If the lease was lost before its release (the release found another holder's
+ *   token: Redis restarted without persistence or failed over), `after` throws the
+ *   `LockLostError` (code `LOCK_LOST`) instead of letting the handler's response stand. On middy's early `TimeoutError` the lock is kept: the handler may still be running,
  *   and the lease ends just after the deadline anyway.
  *
  * @example
@@ -92,11 +94,12 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
   /** The lease of each request in flight: its own, never another middleware's or request's. */
   const leases = new WeakMap<object, Lease>();
 
-  const releaseOwn = async (request: MiddyRequest<E, R, C>) => {
+  /** Releases the request's lease; resolves with its loss if it was not held to the end. */
+  const releaseOwn = async (request: MiddyRequest<E, R, C>): Promise<unknown> => {
     const lease = leases.get(request);
-    if (!lease) return;
+    if (!lease) return undefined;
     leases.delete(request);
-    await release(lease, settings.onReleaseError);
+    return settleLease(lease, settings.onReleaseError);
   };
 
   return {
@@ -109,7 +112,10 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
       if (options.setToContext) Object.assign(request.context as object, { lease });
       return undefined;
     },
-    after: releaseOwn,
+    after: async (request) => {
+      const lost = await releaseOwn(request);
+      if (lost !== undefined) throw lost; // never let the handler's result stand
+    },
     onError: async (request) => {
       if (isTimeout(request.error)) {
         leases.delete(request);

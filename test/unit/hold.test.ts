@@ -3,6 +3,7 @@ import { setMaxListeners } from "node:events";
 import {
   createLocker,
   type Lease,
+  type Locker,
   LockLostError,
   LockTimeoutError,
   LockUnavailableError,
@@ -109,6 +110,129 @@ describe("using: auto-extension", () => {
     );
     expect(error).toBeInstanceOf(LockLostError);
     expect(recording.of("extend").length).toBeGreaterThanOrEqual(2); // retried sooner than ttl/3
+  });
+});
+
+describe("using: a takeover is always told", () => {
+  /** Frees the lease's key behind its back, as a Redis restarted without persistence would. */
+  async function forget(adapter: ReturnType<typeof memoryAdapter>, lease: Lease) {
+    const names = lockNames("edgelock", lease.key);
+    const keys = [names.lock, names.fence, names.queue, names.waiters];
+    expect(await adapter.evalScript(releaseScript, keys, [lease.token, "1000"])).toBe(1);
+  }
+
+  it("rejects with LockLostError when the release finds another holder, never with fn's result", async () => {
+    const adapter = memoryAdapter();
+    const locker = createLocker({ adapter });
+    const other = createLocker({ adapter });
+    let thief: Lease | null = null;
+    let during: Lease | undefined;
+    const error = await rejection(
+      locker.using("job", 3_000, async (lease) => {
+        during = lease;
+        await forget(adapter, lease);
+        thief = await other.tryAcquire("job", 60_000);
+        expect(lease.signal.aborted).toBe(false); // nothing has told it yet: no extension is due
+        return "written while someone else held the lock";
+      }),
+    );
+    expect(error).toBeInstanceOf(LockLostError);
+    expect(error).toMatchObject({ code: "LOCK_LOST", key: "job" });
+    expect(String((error as Error).message)).toMatch(/no longer held its token at release/);
+    expect(during?.signal.aborted).toBe(true);
+    expect(during?.signal.reason).toBe(error);
+    // The thief's lock is untouched.
+    expect(await other.inspect("job", (thief as Lease | null)?.token)).toMatchObject({
+      held: true,
+      mine: true,
+    });
+  });
+
+  it("withLock rejects the same way", async () => {
+    const adapter = memoryAdapter();
+    const locker = createLocker({ adapter });
+    const run = locker.withLock("job", 3_000, async (lease) => {
+      await forget(adapter, lease);
+      await createLocker({ adapter }).tryAcquire("job", 60_000);
+      return "done";
+    });
+    await expect(run()).rejects.toMatchObject({ code: "LOCK_LOST" });
+  });
+
+  it("the callback's own error still wins over a takeover found at release", async () => {
+    const adapter = memoryAdapter();
+    const locker = createLocker({ adapter });
+    const failure = new Error("fn failed");
+    const error = await rejection(
+      locker.using("job", 3_000, async (lease) => {
+        await forget(adapter, lease);
+        throw failure;
+      }),
+    );
+    expect(error).toBe(failure);
+  });
+
+  it("lease.release() resolves false and aborts the signal when another holder has the lock", async () => {
+    const adapter = memoryAdapter();
+    const lease = await createLocker({ adapter }).tryAcquire("job", 3_000);
+    if (!lease) throw new Error("expected the lock");
+    const signal = lease.signal;
+    await forget(adapter, lease);
+    expect(await lease.release()).toBe(false);
+    expect(signal.reason).toBeInstanceOf(LockLostError);
+    // A normal release never aborts.
+    const kept = await createLocker({ adapter }).tryAcquire("other", 3_000);
+    const keptSignal = kept?.signal;
+    expect(await kept?.release()).toBe(true);
+    expect(keptSignal?.aborted).toBe(false);
+  });
+});
+
+describe("using: the first extension comes in time", () => {
+  /** Runs a 2 s task under a 1 s lease over `adapter`; resolves with what it saw. */
+  async function longTask(adapter: ReturnType<typeof memoryAdapter>, observer: Locker) {
+    const locker = createLocker({ adapter });
+    const mine: boolean[] = [];
+    const result = await locker.using("job", 1_000, async (lease) => {
+      for (let i = 0; i < 8; i++) {
+        await delay(250);
+        mine.push((await observer.inspect("job", lease.token)).mine);
+      }
+      return lease.signal.aborted;
+    });
+    return { aborted: result, mine };
+  }
+
+  it("keeps a lease whose acquisition stalled 700 ms of its 1 s ttl", async () => {
+    const store = memoryAdapter();
+    let stalled = false;
+    // The store stalls before running the first acquire, as a paused Redis would: the lock is
+    // granted for 1 s from when it runs, but the client learns of it 700 ms after sending.
+    const recording = record(store, async (call, run) => {
+      if (call.script === "acquire" && !stalled) {
+        stalled = true;
+        await delay(700);
+      }
+      return run();
+    });
+    const seen = await longTask(recording.adapter, createLocker({ adapter: store }));
+    expect(seen).toEqual({ aborted: false, mine: Array(8).fill(true) });
+    // The first extension went out before the ~290 ms of validity left ran out.
+    const first = recording.of("extend")[0];
+    expect(first?.reply).toBe(1);
+  });
+
+  it("keeps a 1 s lease through a 2 s task over a link with 100 ms each way", async () => {
+    const store = memoryAdapter();
+    const link = record(store, async (_call, run) => {
+      await delay(100);
+      const reply = await run();
+      await delay(100);
+      return reply;
+    });
+    const seen = await longTask(link.adapter, createLocker({ adapter: store }));
+    expect(seen).toEqual({ aborted: false, mine: Array(8).fill(true) });
+    expect(link.of("extend").every((call) => call.reply === 1)).toBe(true);
   });
 });
 
@@ -222,19 +346,21 @@ describe("using: maxHold", () => {
 });
 
 describe("withLock", () => {
-  it("passes arguments and this, returns fn's result, and computes the key from the args", async () => {
+  it("passes the lease, the arguments and this, returns fn's result, and keys on the args", async () => {
     const locker = createLocker({ adapter: memoryAdapter() });
     const keyOf = vi.fn(function (this: unknown, id: number, _extra: number) {
       return `order:${id}`;
     });
     const heldWhileRunning: boolean[] = [];
+    const leases: Lease[] = [];
     const service = {
       factor: 3,
       run: locker.withLock(
         keyOf,
         1_000,
-        async function (this: { factor: number }, id: number, extra: number) {
-          heldWhileRunning.push((await locker.inspect(`order:${id}`)).held);
+        async function (this: { factor: number }, lease: Lease, id: number, extra: number) {
+          leases.push(lease);
+          heldWhileRunning.push((await locker.inspect(`order:${id}`, lease.token)).mine);
           heldWhileRunning.push((await locker.inspect(`order:${id + 1}`)).held);
           return this.factor * id + extra;
         },
@@ -245,6 +371,10 @@ describe("withLock", () => {
     expect(keyOf).toHaveBeenCalledWith(2, 1);
     expect(keyOf.mock.contexts[0]).toBe(service);
     expect(heldWhileRunning).toEqual([true, false]);
+    expect(leases).toHaveLength(1);
+    expect(leases[0]).toMatchObject({ key: "order:2", ttl: 1_000 });
+    expect(leases[0]?.fence).toBeGreaterThan(0);
+    expect(leases[0]?.signal.aborted).toBe(false);
     expect(await locker.inspect("order:2")).toMatchObject({ held: false });
   });
 
@@ -257,7 +387,7 @@ describe("withLock", () => {
     const run = locker.withLock(
       (key: string, _ms: number) => key,
       2_000,
-      async (key: string, ms: number) => {
+      async (_lease, key: string, ms: number) => {
         running.set(key, (running.get(key) ?? 0) + 1);
         overall++;
         most = Math.max(most, running.get(key) ?? 0);
@@ -317,7 +447,7 @@ describe("nothing is left behind", () => {
       const ok = locker.withLock(
         (i: number) => `k:${i % 10}`,
         1_000,
-        async (i: number) => {
+        async (_lease, i: number) => {
           await delay(i % 3);
           return i;
         },
@@ -325,7 +455,7 @@ describe("nothing is left behind", () => {
       const fails = locker.withLock(
         (i: number) => `k:${i % 10}`,
         1_000,
-        async (i: number) => {
+        async (_lease, i: number) => {
           await delay(i % 2);
           throw new Error(`task ${i} failed`);
         },
@@ -333,14 +463,14 @@ describe("nothing is left behind", () => {
       const throwsSync = locker.withLock(
         (i: number) => `k:${i % 10}`,
         1_000,
-        (i: number): number => {
+        (_lease, i: number): number => {
           throw new Error(`task ${i} failed at once`);
         },
       );
       const abortedWaiting = locker.withLock(
         (i: number) => `blocked:${i % 5}`,
         1_000,
-        async (i: number) => i,
+        async (_lease, i: number) => i,
         { signal: controller.signal },
       );
       const abortedBefore = locker.withLock(

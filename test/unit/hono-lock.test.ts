@@ -9,6 +9,9 @@ import {
   type LockAdapter,
   LockError,
   type Locker,
+  LockLostError,
+  lockNames,
+  releaseScript,
 } from "edgelock";
 import { type LockOptions, type LockVariables, lock } from "edgelock/hono";
 import { memoryAdapter } from "edgelock/memory";
@@ -279,7 +282,7 @@ describe("release", () => {
     expect((await locker.inspect("job")).held).toBe(false);
   });
 
-  it("with an ExecutionContext, answers first and releases in waitUntil", async () => {
+  it("with an ExecutionContext too, releases before answering: a takeover must be told", async () => {
     const releasing = gate();
     const recording = record(memoryAdapter(), async (call, run) => {
       if (call.script === "release") await releasing.promise;
@@ -288,36 +291,61 @@ describe("release", () => {
     const locker = newLocker(recording.adapter);
     const { app } = lockedApp({ locker, key: "job", ttl: 1_000 });
     const { ctx, pending } = fakeExecutionContext();
-
-    const res = await app.request("/run", { method: "POST" }, undefined, ctx);
-
-    expect(res.status).toBe(200);
-    expect(pending).toHaveLength(1);
-    expect(pending[0]).toBeInstanceOf(Promise);
-    expect((await locker.inspect("job")).held).toBe(true); // the release is still in flight
+    let answered = false;
+    const response = Promise.resolve(app.request("/run", { method: "POST" }, undefined, ctx)).then(
+      (res) => {
+        answered = true;
+        return res;
+      },
+    );
+    await delay(50);
+    expect(recording.of("release")).toHaveLength(1);
+    expect(answered).toBe(false);
     releasing.open();
-    await expect(pending[0]).resolves.toBeUndefined();
+    expect((await response).status).toBe(200);
+    expect(pending).toHaveLength(0);
     expect((await locker.inspect("job")).held).toBe(false);
   });
 
-  it("never lets a failed release change the response or reject in waitUntil", async () => {
+  it("never lets a failed release change the response", async () => {
     const recording = record(memoryAdapter(), async (call, run) => {
       if (call.script === "release") throw new Error("connection reset");
       return run();
     });
     const locker = createLocker({ adapter: recording.adapter, retries: 0 });
     const { app } = lockedApp({ locker, key: "job", ttl: 1_000 });
+    const { ctx } = fakeExecutionContext();
+    const res = await app.request("/run", { method: "POST" }, undefined, ctx);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ fence: expect.any(Number) });
+    expect(recording.of("release").map((call) => call.error !== undefined)).toEqual([true]);
+  });
 
-    const awaited = await app.request("/run", { method: "POST" });
-    expect(awaited.status).toBe(200);
-    expect(await awaited.json()).toMatchObject({ fence: expect.any(Number) });
-
-    const { ctx, pending } = fakeExecutionContext();
-    const other = lockedApp({ locker, key: "job-2", ttl: 1_000 }).app;
-    const deferred = await other.request("/run", { method: "POST" }, undefined, ctx);
-    expect(deferred.status).toBe(200);
-    await expect(pending[0]).resolves.toBeUndefined();
-    expect(recording.of("release").map((call) => call.error !== undefined)).toEqual([true, true]);
+  it("replaces the response with LockLostError when the release finds another holder", async () => {
+    const adapter = memoryAdapter();
+    const locker = newLocker(adapter);
+    const seen: unknown[] = [];
+    const app = new Hono<{ Variables: LockVariables }>();
+    app.onError((error, c) => {
+      seen.push(error);
+      return c.json({ code: (error as LockError).code }, 409);
+    });
+    let thief: Lease | null = null;
+    app.post("/run", lock({ locker, key: "job", ttl: 3_000 }), async (c) => {
+      // Redis forgets the lock (a restart without persistence) and someone else takes it.
+      const names = lockNames("edgelock", "job");
+      const keys = [names.lock, names.fence, names.queue, names.waiters];
+      await adapter.evalScript(releaseScript, keys, [c.var.lease.token, "1000"]);
+      thief = await newLocker(adapter).tryAcquire("job", 60_000);
+      return c.text("charged the card");
+    });
+    const res = await app.request("/run", { method: "POST" });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toEqual({ code: "LOCK_LOST" });
+    expect(seen).toEqual([expect.any(LockLostError)]);
+    expect(await locker.inspect("job", (thief as Lease | null)?.token)).toMatchObject({
+      mine: true,
+    });
   });
 
   it("releases after a thrown handler error, which still reaches app.onError", async () => {
@@ -339,8 +367,7 @@ describe("release", () => {
     expect(res.status).toBe(418);
     expect(await res.json()).toEqual({ message: "boom" });
     expect(seen).toEqual([boom]);
-    expect(pending).toHaveLength(1);
-    await Promise.all(pending);
+    expect(pending).toHaveLength(0);
     expect((await locker.inspect("job")).held).toBe(false);
   });
 
@@ -527,9 +554,15 @@ describe("auto-extension", () => {
       reason = c.var.lease.signal.reason;
       return c.text("done");
     });
-    expect((await app.request("/run", { method: "POST" })).status).toBe(200);
+    const seen: unknown[] = [];
+    app.onError((error, c) => {
+      seen.push(error);
+      return c.text("lost", 503);
+    });
+    expect((await app.request("/run", { method: "POST" })).status).toBe(503);
     expect(taken).not.toBeNull();
     expect((reason as LockError).code).toBe("LOCK_LOST");
+    expect(seen).toEqual([reason]); // the handler's "done" did not stand
     // The middleware's late release did not free the new holder's lock.
     expect(await locker.inspect("job", (taken as Lease | null)?.token)).toMatchObject({
       held: true,

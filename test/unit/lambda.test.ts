@@ -10,6 +10,8 @@ import {
   type LockAdapter,
   LockLostError,
   LockTimeoutError,
+  lockNames,
+  releaseScript,
 } from "edgelock";
 import {
   idempotencyMiddleware,
@@ -72,6 +74,14 @@ const httpErrors = {
     };
   },
 };
+
+/** Frees a lease's key behind its back and lets someone else take it (Redis lost the lock). */
+async function takeOver(adapter: LockAdapter, lease: Lease): Promise<Lease | null> {
+  const names = lockNames("edgelock", lease.key);
+  const keys = [names.lock, names.fence, names.queue, names.waiters];
+  await adapter.evalScript(releaseScript, keys, [lease.token, "1000"]);
+  return createLocker({ adapter }).tryAcquire(lease.key, 60_000);
+}
 
 describe("leaseFor", () => {
   it("is the remaining time plus one second", () => {
@@ -261,6 +271,25 @@ describe("lambdaWithLock", () => {
     // Should the old invocation ever resume, it learns that it lost the lock.
     frozenWork.open();
     expect(await timedOut).toBeInstanceOf(LockLostError);
+  });
+
+  it("rejects with LockLostError, not the handler's result, when the lock was taken over", async () => {
+    const adapter = memoryAdapter();
+    const locker = createLocker({ adapter });
+    let thief: Lease | null = null;
+    const handler = lambdaWithLock(
+      locker,
+      () => "order:1",
+      async (_event: unknown, _context, lease) => {
+        thief = await takeOver(adapter, lease);
+        return { statusCode: 200 };
+      },
+    );
+    const error = await rejection(handler({}, lambdaContext(3_000)));
+    expect(error).toBeInstanceOf(LockLostError);
+    expect(await locker.inspect("order:1", (thief as Lease | null)?.token)).toMatchObject({
+      mine: true,
+    });
   });
 
   it("checks its arguments up front", () => {
@@ -587,6 +616,21 @@ describe("lockMiddleware with middy", () => {
     expect(await rejection(handler({}, lambdaContext(3_000)))).toBe(boom);
     expect(releaseErrors).toHaveLength(1);
     expect(seen).toEqual([boom, boom]);
+  });
+
+  it("throws LockLostError from after when the lock was taken over, for the error handlers", async () => {
+    const adapter = memoryAdapter();
+    const locker = createLocker({ adapter });
+    const seen: unknown[] = [];
+    const handler = middy(async (_event: unknown, context: Context & { lease?: Lease }) => {
+      if (context.lease) await takeOver(adapter, context.lease);
+      return "charged";
+    })
+      .onError(async (request) => void seen.push(request.error))
+      .use(lockMiddleware({ locker, key: () => "k", setToContext: true }));
+    const error = await rejection(handler({}, lambdaContext(3_000)));
+    expect(error).toBeInstanceOf(LockLostError);
+    expect(seen).toEqual([error]);
   });
 
   it("keeps the lock when middy times the handler out: it may still be running", async () => {
