@@ -115,7 +115,12 @@ export function ioredisAdapter(
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
   if (options.notifications === false) return adapter;
   const hub = new SubscriptionHub(client, deadlines);
-  return { ...adapter, subscribe: (channel, listener) => hub.subscribe(channel, listener) };
+  return {
+    ...adapter,
+    subscribe: (channel, listener) => hub.subscribe(channel, listener),
+    // One server runs the scripts and holds the subscriptions; a Cluster's may be on another node.
+    subscriptionsCounted: client.isCluster !== true,
+  };
 }
 
 /**

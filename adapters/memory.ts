@@ -114,9 +114,11 @@ class MemoryStore implements ScriptHost {
     for (const [field, value] of Object.entries(fields)) hash.set(field, value);
   }
 
-  hdel(key: string, field: string): void {
+  hdel(key: string, field: string): boolean {
     const hash = this.#hash(key);
-    if (hash?.delete(field) && hash.size === 0) this.#entries.delete(key);
+    const deleted = hash?.delete(field) ?? false;
+    if (hash?.size === 0) this.#entries.delete(key);
+    return deleted;
   }
 
   rpush(key: string, value: string): void {
@@ -125,11 +127,28 @@ class MemoryStore implements ScriptHost {
     else this.#entries.set(key, { value: [value], expiresAt: Number.POSITIVE_INFINITY });
   }
 
+  lpush(key: string, value: string): void {
+    const list = this.#list(key);
+    if (list) list.unshift(value);
+    else this.#entries.set(key, { value: [value], expiresAt: Number.POSITIVE_INFINITY });
+  }
+
   lpop(key: string): string | null {
     const list = this.#list(key);
     const first = list?.shift() ?? null;
     if (list?.length === 0) this.#entries.delete(key);
     return first;
+  }
+
+  lrem(key: string, value: string): void {
+    const list = this.#list(key);
+    const at = list?.indexOf(value) ?? -1;
+    if (at >= 0) list?.splice(at, 1);
+    if (list?.length === 0) this.#entries.delete(key);
+  }
+
+  subscribers(channel: string): number {
+    return this.#channels.get(channel)?.size ?? 0;
   }
 
   /** The hash under `key`, if any (WRONGTYPE for another type). */
@@ -184,6 +203,7 @@ export function memoryAdapter(options: MemoryAdapterOptions = {}): LockAdapter {
     name: "memory",
     evalScript: async (script, keys, args) => store.run(script, keys, args),
     subscribe: async (channel, listener) => store.subscribe(channel, listener),
+    subscriptionsCounted: true,
   };
 }
 

@@ -26,12 +26,21 @@ export interface ScriptHost {
   hget(key: string, field: string): string | null;
   /** Sets fields of the hash at `key`, creating it without expiry if absent. */
   hset(key: string, fields: Readonly<Record<string, string>>): void;
-  /** Removes a field of the hash at `key`; a hash left empty is deleted, as Redis does. */
-  hdel(key: string, field: string): void;
+  /**
+   * Removes a field of the hash at `key` (true if it was there); a hash left empty is deleted, as
+   * Redis does.
+   */
+  hdel(key: string, field: string): boolean;
   /** Appends to the list at `key`, creating it without expiry if absent. */
   rpush(key: string, value: string): void;
+  /** Puts `value` back at the head of the list at `key`, creating it without expiry if absent. */
+  lpush(key: string, value: string): void;
   /** Removes and returns the list's first element (null if none); an emptied list is deleted. */
   lpop(key: string): string | null;
+  /** Removes the first element equal to `value` from the list at `key`, as `LREM key 1 value`. */
+  lrem(key: string, value: string): void;
+  /** How many subscribers `channel` has, as `PUBSUB NUMSUB` counts them. */
+  subscribers(channel: string): number;
 }
 
 /**
@@ -88,4 +97,13 @@ export interface LockAdapter {
    * without pub/sub omit this, and waiters fall back to polling.
    */
   subscribe?(channel: string, listener: (message: string) => void): Promise<Unsubscribe>;
+  /**
+   * True when the Redis that runs the scripts counts this transport's subscriptions among a
+   * channel's subscribers (`PUBSUB NUMSUB`): one server, or a gateway in front of one. A release
+   * then passes over a waiter whose inbox nobody listens on (its process died) instead of
+   * granting it the lock for a whole lease. Leave it unset where a subscription may live on
+   * another server than the scripts run on (Redis Cluster): such waiters are granted the lock as
+   * usual.
+   */
+  readonly subscriptionsCounted?: boolean;
 }

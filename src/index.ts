@@ -73,6 +73,7 @@ export {
 export type { LockConnection, LockTransport, RedisTarget } from "./redis-lock/transport.js";
 export { acquireScript } from "./scripts/acquire.js";
 export { extendScript } from "./scripts/extend.js";
+export { HAND_OFF_BUDGET } from "./scripts/hand-off.js";
 export { inspectScript } from "./scripts/inspect.js";
 export { releaseScript } from "./scripts/release.js";
 export {

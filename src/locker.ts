@@ -275,6 +275,7 @@ export class Locker {
     const token = newToken(); // one token for every attempt: a retried attempt is idempotent
     const deadline = now() + timeout;
     const watch = new AbortWatch(wait.signal);
+    const leave = () => this.#ops.release(key, names, token, this.#tellWaiters).catch(() => false);
     const room = this.#room;
     let seat = room?.seatIfOpen(names.lock, waiterId(token));
     let queuedAt: number | undefined; // when the request that put this token in line was sent
@@ -285,8 +286,10 @@ export class Locker {
         const sentAt = now();
         const line = seat ? Math.max(0, deadline - sentAt) : 0;
         if (line > 0) queuedAt ??= sentAt;
+        // Abandoned in flight, the attempt may still take the lock or join the line once it
+        // lands (over HTTP, after a release sent now): release or leave once it has.
         const outcome = await watch.race(this.#attempt(key, names, token, ttl, line), (late) =>
-          late.then((lease) => (lease instanceof Lease ? lease.release() : false)).catch(() => {}),
+          late.then(leave, leave),
         );
         if (outcome instanceof Lease) {
           lease = outcome;
@@ -319,8 +322,9 @@ export class Locker {
     } finally {
       watch.dispose();
       seat?.leave();
-      // Leave the line, or pass on a lock handed over too late.
-      if (queuedAt !== undefined && !lease) this.#ops.release(key, names, token).catch(() => {});
+      // Leave the line (taking this token's entry out of it), or pass on a lock handed over too
+      // late, before the caller hears of the failure: a waiter that gave up leaves nothing behind.
+      if (queuedAt !== undefined && !lease) await leave();
     }
   }
 

@@ -44,7 +44,8 @@ export class LockOperations {
   /**
    * One acquire attempt for `token`. With `wait` > 0 (ms), a token that finds the lock held joins
    * the line of waiters, and is later handed the lock and told so on `inbox`, the channel its
-   * client listens on.
+   * client listens on; `counted` says whether Redis counts that client's subscription (see
+   * {@link LockAdapter.subscriptionsCounted}).
    */
   acquire(
     key: string,
@@ -55,8 +56,12 @@ export class LockOperations {
     inbox = "",
   ): Promise<AcquireReply> {
     const args = [token, retention(ttl), String(ttl)];
-    if (wait > 0) args.push(String(Math.ceil(wait)), inbox);
-    else args.push("0");
+    if (wait > 0) {
+      const counted = this.adapter.subscriptionsCounted === true ? "1" : "0";
+      args.push(String(Math.ceil(wait)), inbox, counted);
+    } else {
+      args.push("0");
+    }
     return this.run(acquireScript, key, lineKeys(names), args, (reply) => acquireReply(reply, ttl));
   }
 
@@ -65,17 +70,22 @@ export class LockOperations {
    * released it. A token that is only waiting leaves the line. When the lock was handed over,
    * `handedOver` gets the announcement the waiter is also sent (`"<waiter id> <fence>"`).
    */
-  release(
+  async release(
     key: string,
     names: LockNames,
     token: string,
     handedOver?: (announcement: string) => void,
   ): Promise<boolean> {
-    return this.run(releaseScript, key, lineKeys(names), [token, retention(0)], (reply) => {
-      const released = releaseReply(reply);
+    const args = [token, retention(0)];
+    // A release that passed over as many gone waiters as one call may goes on with another call,
+    // still holding the lock (so nobody overtakes the line meanwhile), until the line is done.
+    for (let calls = 0; ; calls++) {
+      const released = await this.run(releaseScript, key, lineKeys(names), args, releaseReply);
+      if (released === -1) continue;
       if (typeof released === "string") handedOver?.(released);
-      return released !== 0;
-    });
+      // After a first call that went on, a lease that ran out meanwhile was still released here.
+      return released !== 0 || calls > 0;
+    }
   }
 
   /** Renews the lease of `token` to `ttl` ms from now; false if `token` does not hold the lock. */
@@ -138,10 +148,11 @@ function acquireReply(reply: unknown, ttl: number): AcquireReply {
   return { acquired: true, fence, ttl: pttl, renewed: status === 2 };
 }
 
-/** The release script's reply: 0, 1, or the announcement of a hand-off (a string). */
-function releaseReply(reply: unknown): 0 | 1 | string {
+/** The release script's reply: 0, 1, -1 (call again), or the announcement of a hand-off. */
+function releaseReply(reply: unknown): 0 | 1 | -1 | string {
   if (typeof reply === "string") return reply;
-  return FLAG_REPLY(reply)[0] === 1 ? 1 : 0;
+  const [flag] = FLAG_REPLY(reply);
+  return flag === 1 || flag === -1 ? flag : 0;
 }
 
 /** A reader of a reply of `length` integers (a bare integer counts as a list of one). */

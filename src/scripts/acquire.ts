@@ -10,8 +10,9 @@ import { emulateHandOff, emulateMint, handOffLua, lineEntry, mintLua } from "./h
 
 /**
  * KEYS and ARGV[1..2] as in the hand-off (see `hand-off.ts`); ARGV[3] the lease in ms, ARGV[4]
- * how long the caller will wait in ms ('0': it will not, so it does not join the line), ARGV[5]
- * (when it will) the inbox its client listens on for the hand-off.
+ * how long the caller will wait in ms ('0': it will not, so it does not join the line), and (when
+ * it will) ARGV[5] the inbox its client listens on for the hand-off, ARGV[6] '1' if this Redis
+ * counts that client's subscription (see `lineEntry`), else '0' (the default).
  *
  * Returns, for the three outcomes:
  * - acquired: `fence`, a bare integer, when the caller took the lock with the lease it asked for
@@ -24,9 +25,11 @@ import { emulateHandOff, emulateMint, handOffLua, lineEntry, mintLua } from "./h
  * - `{0, 0, pttl}`: another token holds it for `pttl` more ms (-1: the key has no expiry); a
  *   caller that will wait is now in line (once: a retry keeps its place and its first entry).
  *
- * A free lock goes first to the oldest waiter still waiting, so a newcomer never overtakes the
- * line; with nobody waiting, the caller takes it. The lock is taken with `SET NX` first, so a
- * free lock costs no read of its own.
+ * A free lock goes first to the oldest waiter still waiting and listening, so a newcomer never
+ * overtakes the line; with nobody waiting (or only waiters whose process is gone), the caller
+ * takes it. The lock is taken with `SET NX` first, so a free lock costs no read of its own. A
+ * caller that will wait writes its entry in the line and, under its token, in the hash of
+ * waiters, where leaving the line finds it to take it out of the line.
  */
 const lua = `${mintLua}if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then
   local entry = redis.call('LPOP', KEYS[3])
@@ -40,9 +43,9 @@ elseif redis.call('GET', KEYS[1]) == ARGV[1] then
   return {2, tonumber(redis.call('GET', KEYS[2])) or 0, tonumber(ARGV[3])}
 end
 if ARGV[4] ~= '0' then
-  if redis.call('HSETNX', KEYS[4], ARGV[1], 1) == 1 then
-    local ends = clock() + tonumber(ARGV[4]) * 1000
-    local entry = ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. string.format('%d', ends) .. ' ' .. (ARGV[5] or '')
+  local ends = string.format('%d', clock() + tonumber(ARGV[4]) * 1000)
+  local entry = ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. ends .. ' ' .. (ARGV[6] or '0') .. ' ' .. ARGV[5]
+  if redis.call('HSETNX', KEYS[4], ARGV[1], entry) == 1 then
     redis.call('RPUSH', KEYS[3], entry)
   end
   if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[4]) then
@@ -57,13 +60,13 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "973cef1ed348575640cd824a8ff4a926aa5dd846",
+  sha1: "703d656dcfda949603d00aad9de1294763d426d9",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
 export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
   const [lock = "", fence = "", queue = "", waiters = ""] = keys;
-  const [token = "", retention = "", ttl = "", wait = "", inbox = ""] = args;
+  const [token = "", retention = "", ttl = "", wait = "", inbox = "", counted = "0"] = args;
   const holder = host.get(lock);
   if (holder === token) {
     host.pexpire(lock, Number(ttl));
@@ -81,9 +84,10 @@ export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
   }
   if (wait !== "0") {
     if (host.hget(waiters, token) === null) {
-      host.hset(waiters, { [token]: "1" });
       const ends = host.timeMicros() + Number(wait) * 1000;
-      host.rpush(queue, lineEntry(token, ttl, ends, inbox));
+      const entry = lineEntry(token, ttl, ends, counted, inbox);
+      host.hset(waiters, { [token]: entry });
+      host.rpush(queue, entry);
     }
     if (host.pttl(queue) < Number(wait)) {
       host.pexpire(queue, Number(wait));

@@ -1,25 +1,38 @@
 /**
  * The hand-off: the Lua shared by the acquire and release scripts that gives a free lock to the
- * oldest waiter still waiting, mints its fence and tells it, all inside the script that freed
- * or found the lock free. Waiters thus get the lock in arrival order, and a release costs the
- * next holder no round trip at all.
+ * oldest waiter still waiting and still listening, mints its fence and tells it, all inside the
+ * script that freed or found the lock free. Waiters thus get the lock in arrival order, and a
+ * release costs the next holder no round trip at all.
  *
  * Both scripts take KEYS[1] the lock, KEYS[2] its fencing counter, KEYS[3] the line (a list of
- * entries `"<token> <ttl ms> <end of wait, µs> <inbox>"`, the inbox being the channel the
- * waiter's client listens on), KEYS[4] the set of tokens still in line (a hash, token → 1; a
- * waiter that gives up is taken out of it, and its entry is skipped when reached), and ARGV[1]
- * the caller's token, ARGV[2] how long to keep the counter, in ms.
+ * entries, see {@link lineEntry}), KEYS[4] the waiters still in line (a hash, token → its entry;
+ * a waiter that gives up takes its entry out of both), and ARGV[1] the caller's token, ARGV[2]
+ * how long to keep the counter, in ms.
+ *
+ * A waiter whose process died leaves its entry behind. The hand-off passes over it instead of
+ * granting it the lock for a whole lease: before granting a waiter whose entry says its client's
+ * subscription is counted by this Redis, it asks how many subscribers its inbox has
+ * (`PUBSUB NUMSUB`), and a waiter nobody listens for is dropped. (On Redis Cluster a subscription
+ * may live on another node, where this node cannot count it, so such entries are granted as
+ * before.) One call passes over at most {@link HAND_OFF_BUDGET} entries, so its work stays
+ * bounded however long the line grew; the caller is told to call again when entries are left.
  *
  * The hand-off runs in every release that finds a waiter, so it is kept to the fewest Redis
  * calls: one LPOP reads a whole entry, one HDEL both checks and ends its place, the server clock
- * is read once, and the lock's key is overwritten for the next holder rather than deleted and
- * set again.
+ * is read once, an inbox is counted once per call, and the lock's key is overwritten for the next
+ * holder rather than deleted and set again.
  *
  * @module
  */
 
 import type { ScriptHost } from "../adapter.js";
 import { waiterId } from "../token.js";
+
+/**
+ * The most line entries one hand-off looks at before it stops and asks to be called again (the
+ * Lua spells it out: script sources are plain literals).
+ */
+export const HAND_OFF_BUDGET = 1000;
 
 /**
  * `clock()` is the server time in µs. `mint(now)` returns a fence above every earlier one —
@@ -40,12 +53,13 @@ end
 
 /**
  * `handoff(entry)` (which needs {@link mintLua} before it) takes the entry its caller popped from
- * the line, and pops more until one is still in line and its wait has not ended; it gives that
- * waiter the lock with its own lease and a fresh fence, and publishes
- * `"<waiter id> <fence>"` on the waiter's inbox (the id is the token's first 72 bits; the rest
- * stays secret), unless the waiter is the caller. Only the waiter's own client hears it, however
- * many clients wait for the same lock. It returns that waiter's token, fence, lease and
- * announcement, or nil when nobody is waiting.
+ * the line, and pops more until one is still in line, its wait has not ended and it is listened
+ * for (or is the caller itself); it gives that waiter the lock with its own lease and a fresh
+ * fence, and publishes `"<waiter id> <fence>"` on the waiter's inbox (the id is the token's
+ * first 72 bits; the rest stays secret), unless the waiter is the caller. Only the waiter's own
+ * client hears it, however many clients wait for the same lock. It returns that waiter's token,
+ * fence, lease and announcement; nil when nobody is waiting; false when it looked at
+ * {@link HAND_OFF_BUDGET} entries without finding a waiter and entries are left.
  *
  * The scripts pop the first entry themselves (a `LPOP` that finds no line costs what an `EXISTS`
  * would, and saves one call when it does find one) and define `handoff` only then, so a lock
@@ -54,17 +68,27 @@ end
  */
 export const handOffLua = `local function handoff(entry)
   local now = clock()
-  while entry do
-    local token, ttl, ends, inbox = string.match(entry, '^(%S+) (%d+) (%d+) (.*)')
-    if redis.call('HDEL', KEYS[4], token) == 1 and tonumber(ends) > now then
-      local fence = mint(now)
-      redis.call('SET', KEYS[1], token, 'PX', ttl)
-      local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
-      if token ~= ARGV[1] then redis.call('PUBLISH', inbox, announcement) end
-      return token, fence, tonumber(ttl), announcement
+  local gone = {}
+  for _ = 1, 1000 do
+    local token, ttl, ends, counted, inbox = string.match(entry, '^(%S+) (%d+) (%d+) ([01]) (.*)')
+    if token and redis.call('HDEL', KEYS[4], token) == 1 and tonumber(ends) > now then
+      local caller = token == ARGV[1]
+      if not caller and counted == '1' and gone[inbox] == nil then
+        gone[inbox] = redis.call('PUBSUB', 'NUMSUB', inbox)[2] == 0
+      end
+      if caller or not gone[inbox] then
+        local fence = mint(now)
+        redis.call('SET', KEYS[1], token, 'PX', ttl)
+        local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
+        if not caller then redis.call('PUBLISH', inbox, announcement) end
+        return token, fence, tonumber(ttl), announcement
+      end
     end
     entry = redis.call('LPOP', KEYS[3])
+    if not entry then return nil end
   end
+  redis.call('LPUSH', KEYS[3], entry)
+  return false
 end
 `;
 
@@ -78,34 +102,63 @@ export function emulateMint(host: ScriptHost, fenceKey: string, retention: strin
   return fence;
 }
 
-/** `handoff()` over the in-memory store, with the same keys and arguments as the Lua. */
+/**
+ * `handoff()` over the in-memory store, with the same keys and arguments as the Lua, from the
+ * line's first entry (popped here): undefined when nobody is waiting, false when the budget ran
+ * out with entries left.
+ */
 export function emulateHandOff(
   host: ScriptHost,
   [lock = "", fence = "", queue = "", waiters = ""]: readonly string[],
   [caller = "", retention = ""]: readonly string[],
-): HandOff | undefined {
-  for (let entry = host.lpop(queue); entry !== null; entry = host.lpop(queue)) {
-    const [token, ttl, ends, inbox] = splitEntry(entry);
-    if (host.hget(waiters, token) === null) continue;
-    host.hdel(waiters, token);
-    if (Number(ends) <= host.timeMicros()) continue;
-    const minted = emulateMint(host, fence, retention);
-    host.set(lock, token, Number(ttl));
-    const announcement = `${waiterId(token)} ${minted}`;
-    if (token !== caller) host.publish(inbox, announcement);
-    return [token, minted, Number(ttl), announcement];
+): HandOff | false | undefined {
+  const now = host.timeMicros();
+  const gone = new Map<string, boolean>();
+  let entry = host.lpop(queue);
+  for (let looked = 0; entry !== null; looked++) {
+    if (looked === HAND_OFF_BUDGET) {
+      host.lpush(queue, entry);
+      return false;
+    }
+    const parts = splitEntry(entry);
+    if (parts && host.hdel(waiters, parts.token) && parts.ends > now) {
+      const { token, ttl, counted, inbox } = parts;
+      const isCaller = token === caller;
+      if (!isCaller && counted && !gone.has(inbox)) gone.set(inbox, host.subscribers(inbox) === 0);
+      if (isCaller || !gone.get(inbox)) {
+        const minted = emulateMint(host, fence, retention);
+        host.set(lock, token, ttl);
+        const announcement = `${waiterId(token)} ${minted}`;
+        if (!isCaller) host.publish(inbox, announcement);
+        return [token, minted, ttl, announcement];
+      }
+    }
+    entry = host.lpop(queue);
   }
   return undefined;
 }
 
-/** An entry `"<token> <ttl> <end of wait> <inbox>"` as its four parts (the inbox may hold spaces). */
-function splitEntry(entry: string): [token: string, ttl: string, ends: string, inbox: string] {
-  const [token = "", ttl = "0", ends = "0"] = entry.split(" ", 3);
-  const inbox = entry.slice(token.length + ttl.length + ends.length + 3);
-  return [token, ttl, ends, inbox];
+/** A line entry's parts (see {@link lineEntry}); undefined for one of another format. */
+function splitEntry(entry: string) {
+  const match = /^(\S+) (\d+) (\d+) ([01]) (.*)$/s.exec(entry);
+  if (!match) return undefined;
+  const [, token = "", ttl = "", ends = "", counted = "", inbox = ""] = match;
+  return { token, ttl: Number(ttl), ends: Number(ends), counted: counted === "1", inbox };
 }
 
-/** The line entry of a waiter (see the module comment), as the acquire script writes it. */
-export function lineEntry(token: string, ttl: string, ends: number, inbox: string): string {
-  return `${token} ${ttl} ${ends} ${inbox}`;
+/**
+ * A waiter's line entry, as the acquire script writes it (in the line and, as the value of its
+ * token, in the hash of waiters): `"<token> <ttl> <end of wait, µs> <counted> <inbox>"`, where
+ * `inbox` is the channel its client listens on and `counted` is `1` when this Redis counts that
+ * client's subscription (`PUBSUB NUMSUB`), so that an inbox nobody listens on means the waiter is
+ * gone, and `0` when it may not (Redis Cluster).
+ */
+export function lineEntry(
+  token: string,
+  ttl: string,
+  ends: number,
+  counted: string,
+  inbox: string,
+): string {
+  return `${token} ${ttl} ${ends} ${counted} ${inbox}`;
 }

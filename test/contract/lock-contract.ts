@@ -327,6 +327,40 @@ export function describeLockContract(name: string, open: () => Promise<ContractT
         expect((await locker().inspect("past-quitters")).held).toBe(false);
       });
 
+      it("serves a live waiter behind waiters whose process died, at the release", async () => {
+        const names = lockNames(`t${run}`, "dead-ahead");
+        const keys = [names.lock, names.fence, names.queue, names.waiters];
+        const retention = String(FENCE_RETENTION);
+        /** Puts waiters of a process that died in line: nobody listens on their inbox. */
+        const deadWaiters = async (process: string, count: number) => {
+          const inbox = inboxName(`t${run}`, `dead-${process}`);
+          for (let i = 0; i < count; i++) {
+            const token = `el1.dead-${process}-${i}`;
+            const args = [token, retention, "30000", "10000", inbox, "1"];
+            const reply = await target.adapter.evalScript(acquireScript, keys, args);
+            expect(reply).toEqual([0, 0, expect.any(Number)]);
+          }
+        };
+        const holder = await locker().tryAcquire("dead-ahead", 60_000);
+        await deadWaiters("one", 2);
+        await deadWaiters("two", 2);
+        // Waiters look by themselves only every maxRetryDelay: a minute, where pub/sub hands over.
+        const live = locker({ maxRetryDelay: target.adapter.subscribe ? 60_000 : 100 });
+        const waiting = live.acquire("dead-ahead", 5_000, { timeout: 10_000 });
+        await sleep(100);
+        const released = performance.now();
+        await holder?.release();
+        const lease = await waiting;
+        expect(performance.now() - released).toBeLessThan(1_000);
+        expect(lease.fence).toBeGreaterThan(holder?.fence ?? Number.POSITIVE_INFINITY);
+        // With only dead waiters in line, a release frees the lock for anyone.
+        await deadWaiters("three", 3);
+        expect(await lease.release()).toBe(true);
+        const next = await locker().tryAcquire("dead-ahead", 5_000);
+        expect(next).not.toBeNull();
+        await next?.release();
+      });
+
       it("passes over a waiter that gave up", async () => {
         const holder = await locker().tryAcquire("give-up", 60_000);
         const quitter = locker({ maxRetryDelay: 60_000 });

@@ -15,8 +15,12 @@ export const KEY_ARGUMENTS: Readonly<Record<string, "first" | "all" | "none">> =
   HMGET: "first",
   HDEL: "first",
   LPOP: "first",
+  LPUSH: "first",
+  LREM: "first",
   RPUSH: "first",
   TIME: "none",
   // A channel, not a key: PUBLISH is not routed by slot, so its name may come from ARGV.
   PUBLISH: "none",
+  // `PUBSUB NUMSUB <channel>`: a count of a channel's subscribers, no key.
+  PUBSUB: "none",
 };

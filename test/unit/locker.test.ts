@@ -386,6 +386,66 @@ describe("acquire", () => {
     expect(await locker.inspect("job")).toMatchObject({ held: false });
   });
 
+  it("a waiter that times out or aborts has left the line before it settles", async () => {
+    // Releases (a waiter leaving the line is one) take 30 ms, as over a network.
+    const recording = record(memoryAdapter(), async (call, run) => {
+      if (call.script === "release") await delay(30);
+      return run();
+    });
+    const holder = await mustAcquire(
+      createLocker({ adapter: recording.adapter }).tryAcquire("job", 60_000),
+    );
+    const waiter = createLocker({ adapter: recording.adapter });
+    const controller = new AbortController();
+    const outcomes = [
+      rejection(waiter.acquire("job", 1_000, { timeout: 150 })),
+      rejection(waiter.acquire("job", 1_000, { timeout: 10_000, signal: controller.signal })),
+    ];
+    await delay(100);
+    controller.abort(new Error("client went away"));
+    for (const outcome of outcomes) {
+      await outcome;
+      const tokens = new Set(
+        recording
+          .of("acquire")
+          .slice(1)
+          .map((call) => call.args[0]),
+      );
+      const leaves = recording.of("release").filter((call) => tokens.has(call.args[0]));
+      expect(leaves.length).toBeGreaterThan(0);
+      expect(leaves.every((call) => call.settled)).toBe(true);
+    }
+    expect(await holder.release()).toBe(true); // nobody left in line to hand it to
+    expect((await waiter.inspect("job")).held).toBe(false);
+  });
+
+  it("a join still in flight when its waiter aborts is undone once it lands", async () => {
+    const joining = gate();
+    const recording = record(memoryAdapter(), async (call, run) => {
+      if (call.script === "acquire" && call.args[3] !== "0") await joining.promise;
+      return run();
+    });
+    const holder = await mustAcquire(
+      createLocker({ adapter: recording.adapter }).tryAcquire("job", 60_000),
+    );
+    const waiter = createLocker({ adapter: recording.adapter });
+    const controller = new AbortController();
+    const waiting = waiter.acquire("job", 1_000, { timeout: 10_000, signal: controller.signal });
+    await vi.waitFor(() => expect(recording.of("acquire")).toHaveLength(3));
+    controller.abort(new Error("client went away"));
+    await rejection(waiting);
+    joining.open(); // the join lands after the waiter left (HTTP requests are not ordered)
+    const token = recording.of("acquire")[2]?.args[0];
+    await vi.waitFor(() =>
+      expect(
+        recording.of("release").filter((call) => call.args[0] === token && call.settled),
+      ).toHaveLength(2),
+    );
+    // Its inbox is still subscribed (the room lingers), yet the release finds nobody in line.
+    expect(await holder.release()).toBe(true);
+    expect((await waiter.inspect("job")).held).toBe(false);
+  });
+
   it("an abort while subscribing sends no further attempt", async () => {
     const inner = memoryAdapter();
     const subscribing = gate();

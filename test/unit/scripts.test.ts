@@ -4,6 +4,7 @@ import {
   acquireScript,
   emulationOf,
   extendScript,
+  HAND_OFF_BUDGET,
   inspectScript,
   type LockScript,
   releaseScript,
@@ -14,6 +15,7 @@ import { abandonScript } from "../../src/idempotency/scripts/abandon.js";
 import { beginScript } from "../../src/idempotency/scripts/begin.js";
 import { finishScript } from "../../src/idempotency/scripts/finish.js";
 import { renewScript } from "../../src/idempotency/scripts/renew.js";
+import { handOffLua } from "../../src/scripts/hand-off.js";
 
 const scripts: LockScript[] = [
   acquireScript,
@@ -54,6 +56,8 @@ class FakeHost implements ScriptHost {
   readonly entries = new Map<string, Entry>();
   readonly published: Array<[string, string]> = [];
   readonly log: string[] = [];
+  /** Channels nobody subscribes to (the inboxes of processes that died); others have one. */
+  readonly unheard = new Set<string>();
 
   #live(key: string): Entry | undefined {
     const entry = this.entries.get(key);
@@ -107,10 +111,30 @@ class FakeHost implements ScriptHost {
     for (const [field, value] of Object.entries(fields)) hash.set(field, value);
     if (!this.entries.has(key)) this.entries.set(key, { value: hash, expiresAt: Infinity });
   }
-  hdel(key: string, field: string): void {
+  hdel(key: string, field: string): boolean {
     this.log.push(`hdel ${key} ${field}`);
     const hash = this.#hash(key);
-    if (hash?.delete(field) && hash.size === 0) this.entries.delete(key);
+    const deleted = hash?.delete(field) ?? false;
+    if (hash?.size === 0) this.entries.delete(key);
+    return deleted;
+  }
+  lpush(key: string, value: string): void {
+    this.log.push(`lpush ${key} ${value}`);
+    const list = this.#live(key)?.value;
+    if (Array.isArray(list)) list.unshift(value);
+    else this.entries.set(key, { value: [value], expiresAt: Infinity });
+  }
+  lrem(key: string, value: string): void {
+    this.log.push(`lrem ${key} ${value}`);
+    const list = this.#live(key)?.value;
+    if (!Array.isArray(list)) return;
+    const at = list.indexOf(value);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) this.entries.delete(key);
+  }
+  subscribers(channel: string): number {
+    this.log.push(`numsub ${channel}`);
+    return this.unheard.has(channel) ? 0 : 1;
   }
   rpush(key: string, value: string): void {
     this.log.push(`rpush ${key} ${value}`);
@@ -174,9 +198,15 @@ beforeEach(() => {
   host = new FakeHost();
 });
 
-function acquire(token: string, ttl: number, retention = RETENTION, wait = 0): unknown {
+function acquire(
+  token: string,
+  ttl: number,
+  retention = RETENTION,
+  wait = 0,
+  counted = "1",
+): unknown {
   const args = [token, String(retention), String(ttl), String(wait)];
-  if (wait > 0) args.push(inboxOf(token));
+  if (wait > 0) args.push(inboxOf(token), counted);
   return emulationOf(acquireScript)(host, KEYS, args);
 }
 
@@ -286,8 +316,11 @@ describe("hand-off emulate", () => {
     expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([0, 0, 1_000]);
     host.micros = 2_000;
     expect(acquire(A, 2_000, RETENTION, 5_000)).toEqual([0, 0, 1_000]); // a retry keeps its place
-    // One entry: token, lease, end of the wait in µs (from the first join), and its inbox.
-    expect(host.lineEntries()).toEqual([`${A} 2000 5001000 ${inboxOf(A)}`]);
+    // One entry: token, lease, end of the wait in µs (from the first join), whether this Redis
+    // counts its client's subscription, and its inbox; the same entry is the waiter's value.
+    const entry = `${A} 2000 5001000 1 ${inboxOf(A)}`;
+    expect(host.lineEntries()).toEqual([entry]);
+    expect(host.snapshot()).toContain(JSON.stringify([A, entry]));
     expect(host.ttl(QUEUE)).toBe(5_000);
     expect(host.ttl(WAITERS)).toBe(5_000);
   });
@@ -325,6 +358,75 @@ describe("hand-off emulate", () => {
     expect(host.value(LOCK)).toBe(B);
     expect(host.published).toEqual([[inboxOf(B), "BBBBBBBBBBBB 2000"]]);
     expect(host.line()).toEqual([]);
+  });
+
+  it("a waiter who leaves takes its entry out of the line, so the line holds only waiters", () => {
+    host.micros = 1_000;
+    acquire("holder", 1_000);
+    for (const token of [A, "gone-1", B, "gone-2"]) acquire(token, 2_000, RETENTION, 5_000);
+    expect(release("gone-1")).toBe(0);
+    expect(release("gone-2")).toBe(0);
+    expect(host.line()).toEqual([A, B]);
+    expect(release(A)).toBe(0);
+    expect(release(B)).toBe(0);
+    expect(host.entries.has(QUEUE)).toBe(false);
+    expect(host.entries.has(WAITERS)).toBe(false);
+    expect(release("holder")).toBe(1);
+  });
+
+  it("passes over waiters nobody listens for (their process died), in one release", () => {
+    host.micros = 1_000;
+    acquire("holder", 1_000);
+    const dead = ["el1.DEAD00000001x", "el1.DEAD00000002x", "el1.DEAD00000003x"];
+    for (const token of dead) {
+      acquire(token, 2_000, RETENTION, 5_000);
+      host.unheard.add(inboxOf(token));
+    }
+    acquire(B, 2_000, RETENTION, 5_000);
+    host.micros = 2_000;
+    expect(release("holder")).toBe("BBBBBBBBBBBB 2000");
+    expect(host.value(LOCK)).toBe(B);
+    expect(host.published).toEqual([[inboxOf(B), "BBBBBBBBBBBB 2000"]]);
+    expect(host.line()).toEqual([]);
+    expect(host.entries.has(WAITERS)).toBe(false);
+    // The three dead waiters were one process's (one inbox): each inbox is counted once per call.
+    expect(host.log.filter((command) => command.startsWith("numsub"))).toEqual([
+      `numsub ${inboxOf(dead[0] ?? "")}`,
+      `numsub ${inboxOf(B)}`,
+    ]);
+  });
+
+  it("grants as before a waiter whose subscription this Redis may not count (Cluster)", () => {
+    host.micros = 1_000;
+    acquire("holder", 1_000);
+    acquire(A, 2_000, RETENTION, 5_000, "0");
+    host.unheard.add(inboxOf(A));
+    expect(release("holder")).toBe("AAAAAAAAAAAA 1001");
+    expect(host.log.some((command) => command.startsWith("numsub"))).toBe(false);
+  });
+
+  it("looks at no more than the budget of entries per call, then asks to be called again", () => {
+    expect(handOffLua).toContain(`for _ = 1, ${HAND_OFF_BUDGET} do`); // the Lua's own bound
+    host.micros = 1_000;
+    acquire("holder", 1_000);
+    host.unheard.add("p:inbox:dead");
+    const dead = Array.from({ length: HAND_OFF_BUDGET + 10 }, (_, i) => `el1.dead-${i}`);
+    for (const token of dead) {
+      emulationOf(acquireScript)(host, KEYS, [
+        token,
+        String(RETENTION),
+        "2000",
+        "5000",
+        "p:inbox:dead",
+        "1",
+      ]);
+    }
+    acquire(B, 2_000, RETENTION, 5_000);
+    expect(release("holder")).toBe(-1);
+    expect(host.value(LOCK)).toBe("holder"); // still held: nobody overtakes the line meanwhile
+    expect(host.line()).toHaveLength(11);
+    expect(release("holder")).toBe("BBBBBBBBBBBB 1001");
+    expect(host.value(LOCK)).toBe(B);
   });
 
   it("a free lock goes to the head of the line, not to a newcomer; the head takes it itself", () => {
