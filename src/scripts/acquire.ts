@@ -60,7 +60,7 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "703d656dcfda949603d00aad9de1294763d426d9",
+  sha1: "9cf67263f60e4c5d0dd045dd9bd851524f9699da",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

@@ -32,7 +32,7 @@ import { waiterId } from "../token.js";
  * The most line entries one hand-off looks at before it stops and asks to be called again (the
  * Lua spells it out: script sources are plain literals).
  */
-export const HAND_OFF_BUDGET = 1000;
+export const HAND_OFF_BUDGET = 256;
 
 /**
  * `clock()` is the server time in µs. `mint(now)` returns a fence above every earlier one —
@@ -69,7 +69,7 @@ end
 export const handOffLua = `local function handoff(entry)
   local now = clock()
   local gone = {}
-  for _ = 1, 1000 do
+  for _ = 1, 256 do
     local token, ttl, ends, counted, inbox = string.match(entry, '^(%S+) (%d+) (%d+) ([01]) (.*)')
     if token and redis.call('HDEL', KEYS[4], token) == 1 and tonumber(ends) > now then
       local caller = token == ARGV[1]

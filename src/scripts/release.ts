@@ -39,7 +39,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "ff9f939a5036d2ae949005bbc4500a51063a13fd",
+  sha1: "334423686360d6dfce8b86695cb0e3943431c8a8",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
