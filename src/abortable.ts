@@ -81,3 +81,22 @@ export class AbortWatch {
     this.#signal?.removeEventListener("abort", this.#onAbort);
   }
 }
+
+/**
+ * Settles as `promise` does, or rejects with the signal's reason as soon as it aborts (the
+ * promise itself goes on; what it does when it lands is the caller's to undo, if anything).
+ *
+ * @example
+ * ```ts
+ * const state = await raced(operations.inspect(key, names), signal);
+ * ```
+ */
+export async function raced<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  const watch = new AbortWatch(signal);
+  try {
+    watch.check();
+    return await watch.race(promise, () => {});
+  } finally {
+    watch.dispose();
+  }
+}

@@ -61,6 +61,7 @@ export {
   Locker,
   type LockerOptions,
   type LockState,
+  type SignalOptions,
 } from "./locker.js";
 export { evalWithFallback, isNoScriptError } from "./noscript.js";
 export { FENCE_RETENTION } from "./operations.js";

@@ -9,7 +9,7 @@ import { LockLostError } from "./errors.js";
 import type { LockNames } from "./keys.js";
 import type { LockOperations } from "./operations.js";
 import { now } from "./time.js";
-import { checkDuration, MIN_TTL } from "./validate.js";
+import { checkDuration, checkSignal, MIN_TTL } from "./validate.js";
 
 /** How a lease's validity is computed: what the lock core tells a new {@link Lease}. */
 export interface LeaseInit {
@@ -130,14 +130,16 @@ export class Lease {
   /**
    * Renews the lease to `ttl` ms from now (default: the current ttl). Throws
    * {@link LockLostError} if the lock is no longer held by this lease — it is never re-created —
-   * and {@link LockUnavailableError} if Redis cannot be reached.
+   * {@link LockUnavailableError} if Redis cannot be reached, and the signal's reason if
+   * `options.signal` aborts first (the lease then keeps its earlier deadline).
    */
-  async extend(ttl: number = this.ttl): Promise<void> {
+  async extend(ttl: number = this.ttl, options: { signal?: AbortSignal } = {}): Promise<void> {
     checkDuration(ttl, "ttl", MIN_TTL);
+    const signal = checkSignal(options?.signal, "options.signal");
     if (this.#released) throw new LockLostError(this.key, "it was released");
     if (this.remaining() === 0) throw this.#lose(this.#ranOut());
     const sentAt = now();
-    const extended = await this.#ops.extend(this.key, this.#names, this.token, ttl);
+    const extended = await this.#ops.extend(this.key, this.#names, this.token, ttl, signal);
     if (this.#released) return;
     if (this.#lost) {
       // Given up while the request was on its way (its answer came after the lease ran out here):
@@ -156,15 +158,18 @@ export class Lease {
    * been taken over or been released; never throws for those. A lease that finds another
    * holder's token (or none) at release was lost before it ended: `signal` then aborts with a
    * {@link LockLostError}, as if an extension had found it. Throws {@link LockUnavailableError}
-   * only if Redis cannot be reached (the lease then ends on its own).
+   * only if Redis cannot be reached (the lease then ends on its own), and the signal's reason if
+   * `options.signal` aborts first (the release may still land).
    */
-  async release(): Promise<boolean> {
+  async release(options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const signal = checkSignal(options?.signal, "options.signal");
     if (this.#released) return false;
     this.#released = true;
     clearTimeout(this.#expiry);
     let released: boolean;
     try {
-      released = await this.#ops.release(this.key, this.#names, this.token, this.#handedOver);
+      const { key, token } = this;
+      released = await this.#ops.release(key, this.#names, token, this.#handedOver, signal);
     } catch (error) {
       this.#released = false;
       this.#armExpiry();

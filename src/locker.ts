@@ -67,6 +67,16 @@ export interface AcquireOptions {
   retryDelay?: number;
 }
 
+/** The options of an operation that takes nothing but a signal. */
+export interface SignalOptions {
+  /**
+   * Bounds the whole operation, retries included: when it aborts, the call rejects with its
+   * reason at once (a request already sent may still land; what it did is undone where it
+   * matters).
+   */
+  signal?: AbortSignal;
+}
+
 /** Options of {@link Locker.using} and {@link Locker.withLock}. */
 export interface HoldLockOptions extends AcquireOptions, HoldOptions {}
 
@@ -141,6 +151,8 @@ export class Locker {
    *   (a free lock goes to the oldest waiter first).
    * @throws {InvalidArgumentError} before any request, for a bad key or ttl.
    * @throws {LockUnavailableError} when Redis cannot be reached.
+   * @throws the signal's reason when `options.signal` aborts first (a lock the attempt took
+   *   anyway is released once it lands).
    *
    * @example
    * ```ts
@@ -149,12 +161,29 @@ export class Locker {
    * try { await run(lease.signal); } finally { await lease.release(); }
    * ```
    */
-  async tryAcquire(key: string, ttl: number): Promise<Lease | null> {
+  async tryAcquire(key: string, ttl: number, options: SignalOptions = {}): Promise<Lease | null> {
     checkKey(key);
     checkDuration(ttl, "ttl", MIN_TTL);
+    const signal = checkSignalOptions(options);
     const names = lockNames(this.#prefix, key);
-    const outcome = await this.#attempt(key, names, newToken(), ttl);
-    return outcome instanceof Lease ? outcome : null;
+    const token = newToken();
+    if (!signal) {
+      const outcome = await this.#attempt(key, names, token, ttl);
+      return outcome instanceof Lease ? outcome : null;
+    }
+    const watch = new AbortWatch(signal);
+    try {
+      watch.check();
+      // Abandoned in flight, the attempt may still take the lock: release it once it lands.
+      const leave = () =>
+        this.#ops.release(key, names, token, this.#tellWaiters).catch(() => false);
+      const outcome = await watch.race(this.#attempt(key, names, token, ttl), (late) =>
+        late.then(leave, leave),
+      );
+      return outcome instanceof Lease ? outcome : null;
+    } finally {
+      watch.dispose();
+    }
   }
 
   /**
@@ -250,11 +279,15 @@ export class Locker {
   /**
    * Reads a lock's state without changing it. Pass a lease's token to learn whether it still
    * holds the lock.
+   *
+   * @throws the signal's reason when `options.signal` aborts first.
    */
-  async inspect(key: string, token?: string): Promise<LockState> {
+  async inspect(key: string, token?: string, options: SignalOptions = {}): Promise<LockState> {
     checkKey(key);
     if (token !== undefined) checkKey(token, "token");
-    const state = await this.#ops.inspect(key, lockNames(this.#prefix, key), token);
+    const signal = checkSignalOptions(options);
+    const names = lockNames(this.#prefix, key);
+    const state = await this.#ops.inspect(key, names, token, signal);
     return { ...state, ttl: state.held ? state.ttl : 0 };
   }
 
@@ -432,6 +465,14 @@ export class Locker {
  */
 export function createLocker(options: LockerOptions): Locker {
   return new Locker(options);
+}
+
+/** The signal of a {@link SignalOptions}, checked. */
+export function checkSignalOptions(options: SignalOptions): AbortSignal | undefined {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError("options", "options must be an object");
+  }
+  return checkSignal(options.signal);
 }
 
 function checkPrefix(prefix: unknown): string {

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { raced } from "./abortable.js";
 import type { LockAdapter, LockScript } from "./adapter.js";
 import { LockUnavailableError } from "./errors.js";
 import type { LockNames } from "./keys.js";
@@ -54,6 +55,7 @@ export class LockOperations {
     ttl: number,
     wait = 0,
     inbox = "",
+    signal?: AbortSignal,
   ): Promise<AcquireReply> {
     const args = [token, retention(ttl), String(ttl)];
     if (wait > 0) {
@@ -62,7 +64,8 @@ export class LockOperations {
     } else {
       args.push("0");
     }
-    return this.run(acquireScript, key, lineKeys(names), args, (reply) => acquireReply(reply, ttl));
+    const read = (reply: unknown) => acquireReply(reply, ttl);
+    return this.run(acquireScript, key, lineKeys(names), args, read, signal);
   }
 
   /**
@@ -75,12 +78,14 @@ export class LockOperations {
     names: LockNames,
     token: string,
     handedOver?: (announcement: string) => void,
+    signal?: AbortSignal,
   ): Promise<boolean> {
     const args = [token, retention(0)];
+    const keys = lineKeys(names);
     // A release that passed over as many gone waiters as one call may goes on with another call,
     // still holding the lock (so nobody overtakes the line meanwhile), until the line is done.
     for (let calls = 0; ; calls++) {
-      const released = await this.run(releaseScript, key, lineKeys(names), args, releaseReply);
+      const released = await this.run(releaseScript, key, keys, args, releaseReply, signal);
       if (released === -1) continue;
       if (typeof released === "string") handedOver?.(released);
       // After a first call that went on, a lease that ran out meanwhile was still released here.
@@ -89,17 +94,28 @@ export class LockOperations {
   }
 
   /** Renews the lease of `token` to `ttl` ms from now; false if `token` does not hold the lock. */
-  async extend(key: string, names: LockNames, token: string, ttl: number): Promise<boolean> {
+  async extend(
+    key: string,
+    names: LockNames,
+    token: string,
+    ttl: number,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     const args = [token, String(ttl), retention(ttl)];
     const keys = [names.lock, names.fence];
-    const [extended] = await this.run(extendScript, key, keys, args, FLAG_REPLY);
+    const [extended] = await this.run(extendScript, key, keys, args, FLAG_REPLY, signal);
     return extended === 1;
   }
 
   /** Reads the lock's state; `token` (optional) is compared with the holder's. */
-  async inspect(key: string, names: LockNames, token = ""): Promise<InspectReply> {
+  async inspect(
+    key: string,
+    names: LockNames,
+    token = "",
+    signal?: AbortSignal,
+  ): Promise<InspectReply> {
     const keys = [names.lock, names.fence];
-    const reply = await this.run(inspectScript, key, keys, [token], INSPECT_REPLY);
+    const reply = await this.run(inspectScript, key, keys, [token], INSPECT_REPLY, signal);
     const [held = 0, ttl = -2, fence = 0, mine = 0] = reply;
     return { held: held === 1, ttl, fence, mine: mine === 1 };
   }
@@ -108,7 +124,8 @@ export class LockOperations {
    * Runs a script on `keys` and reads its reply with `read`, retrying failures `retries` times
    * with the same arguments. A reply of the wrong shape is a failure too (`read` throws): a
    * transport that mangles replies must not be mistaken for an answer. The final failure is a
-   * {@link LockUnavailableError} whose message never shows the token (`args[0]`).
+   * {@link LockUnavailableError} whose message never shows the token (`args[0]`). When `signal`
+   * aborts, rejects at once with its reason; a request already sent may still land.
    */
   private run<T>(
     script: LockScript,
@@ -116,11 +133,13 @@ export class LockOperations {
     keys: string[],
     args: string[],
     read: (reply: unknown) => T,
+    signal?: AbortSignal,
   ): Promise<T> {
     // Promise chains rather than async frames: this is every operation's path.
     const request = () => this.adapter.evalScript(script, keys, args).then(read);
     const fail = (error: unknown) => new LockUnavailableError(script.name, key, error, args[0]);
-    return retried(this.retries, request, fail);
+    const attempts = retried(this.retries, request, fail, signal);
+    return signal ? raced(attempts, signal) : attempts;
   }
 }
 

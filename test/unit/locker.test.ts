@@ -503,6 +503,88 @@ describe("acquire", () => {
   );
 });
 
+describe("every operation takes a signal that bounds all its attempts", () => {
+  /** A memory backend whose scripts named in `slow` hang until `open` (their requests are lost). */
+  function hanging(...slow: string[]) {
+    const gateOpen = gate();
+    const recording = record(memoryAdapter(), async (call, run) => {
+      if (slow.includes(call.script)) await gateOpen.promise;
+      return run();
+    });
+    return { recording, open: gateOpen.open };
+  }
+
+  it("an aborted signal rejects with its reason before any request", async () => {
+    const recording = record(memoryAdapter());
+    const locker = createLocker({ adapter: recording.adapter });
+    const reason = new Error("deadline passed");
+    const signal = AbortSignal.abort(reason);
+    expect(await rejection(locker.tryAcquire("job", 1_000, { signal }))).toBe(reason);
+    expect(await rejection(locker.inspect("job", undefined, { signal }))).toBe(reason);
+    expect(await rejection(locker.acquire("job", 1_000, { signal }))).toBe(reason);
+    expect(recording.calls).toEqual([]);
+  });
+
+  it("tryAcquire gives up at the abort; a grant that lands later is released", async () => {
+    const { recording, open } = hanging("acquire");
+    const locker = createLocker({ adapter: recording.adapter });
+    const started = performance.now();
+    const signal = AbortSignal.timeout(50);
+    const error = await rejection(locker.tryAcquire("job", 60_000, { signal }));
+    expect(error).toMatchObject({ name: "TimeoutError" });
+    expect(performance.now() - started).toBeLessThan(500);
+    open(); // the request lands and takes the lock...
+    await vi.waitFor(() => expect(recording.of("release").some((call) => call.settled)).toBe(true));
+    expect(recording.of("release")[0]?.reply).toBe(1); // ...which is released with its token
+    expect((await locker.inspect("job")).held).toBe(false);
+  });
+
+  it("extend, release and inspect reject at the abort, retries included", async () => {
+    const broken = new Set<string>();
+    const recording = record(memoryAdapter(), async (call, run) => {
+      if (broken.has(call.script)) throw new Error("connection reset");
+      return run();
+    });
+    const locker = createLocker({ adapter: recording.adapter, retries: 10 });
+    const lease = await mustAcquire(locker.tryAcquire("job", 5_000));
+    broken.add("extend").add("release").add("inspect");
+    for (const operation of [
+      (signal: AbortSignal) => lease.extend(5_000, { signal }),
+      (signal: AbortSignal) => locker.inspect("job", lease.token, { signal }),
+      (signal: AbortSignal) => lease.release({ signal }),
+    ]) {
+      const started = performance.now();
+      const error = await rejection(operation(AbortSignal.timeout(60)));
+      expect(error).toMatchObject({ name: "TimeoutError" });
+      // Ten retries would pause ~20 s in all: the signal ended them.
+      expect(performance.now() - started).toBeLessThan(1_000);
+    }
+    broken.clear();
+    expect(lease.held).toBe(true); // neither lost nor released by the abort
+    expect(await lease.release()).toBe(true);
+  });
+
+  it("options are checked", async () => {
+    const locker = createLocker({ adapter: memoryAdapter() });
+    await expect(
+      locker.tryAcquire("job", 1_000, { signal: "soon" as never }),
+    ).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+    await expect(locker.inspect("job", undefined, null as never)).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+    const lease = await mustAcquire(locker.tryAcquire("job", 1_000));
+    await expect(lease.extend(1_000, { signal: 5 as never })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+    await expect(lease.release({ signal: {} as never })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+    expect(await lease.release()).toBe(true);
+  });
+});
+
 describe("transport failures", () => {
   /** An adapter that fails every call, quoting the command (and the token) in its message. */
   function failing() {
