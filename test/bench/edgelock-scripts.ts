@@ -27,7 +27,7 @@ const protocol: LineProtocol = {
   acquireArgs: (token, ttl, channel) =>
     channel === undefined
       ? [token, retention, String(ttl), "0"]
-      : [token, retention, String(ttl), String(ttl), channel],
+      : [token, retention, String(ttl), String(ttl), channel, "1"], // one Redis counts the inbox
   releaseArgs: (token) => [token, retention],
 };
 
