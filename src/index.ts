@@ -80,6 +80,7 @@ export { releaseScript } from "./scripts/release.js";
 export {
   checkDuration,
   checkFunction,
+  checkWellFormed,
   describeValue,
   MAX_DURATION,
   MAX_KEY_LENGTH,

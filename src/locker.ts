@@ -15,7 +15,14 @@ import { Lease, type LeaseInit, leaseDeadline } from "./lease.js";
 import { LockOperations } from "./operations.js";
 import { now, sleep } from "./time.js";
 import { newToken, waiterId } from "./token.js";
-import { checkDuration, checkFunction, checkKey, checkSignal, MIN_TTL } from "./validate.js";
+import {
+  checkDuration,
+  checkFunction,
+  checkKey,
+  checkSignal,
+  checkWellFormed,
+  MIN_TTL,
+} from "./validate.js";
 import { WaitingRoom } from "./waiting-room.js";
 
 /** Options of {@link createLocker}. */
@@ -485,7 +492,7 @@ function checkPrefix(prefix: unknown): string {
   if (/[{}]/.test(prefix)) {
     throw new InvalidArgumentError("prefix", `prefix must not contain braces, got "${prefix}"`);
   }
-  return prefix;
+  return checkWellFormed(prefix, "prefix");
 }
 
 function checkCount(value: unknown, argument: string): number {

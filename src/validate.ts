@@ -16,7 +16,10 @@ export const MIN_TTL = 10;
 /** The longest duration accepted anywhere, in milliseconds (2^31 − 1, about 24.8 days: the timer limit). */
 export const MAX_DURATION = 2_147_483_647;
 
-/** Checks a lock key: a non-empty string of at most {@link MAX_KEY_LENGTH} characters. */
+/**
+ * Checks a lock key: a non-empty, well-formed (see {@link checkWellFormed}) string of at most
+ * {@link MAX_KEY_LENGTH} characters.
+ */
 export function checkKey(key: unknown, argument = "key"): string {
   if (typeof key !== "string") {
     throw new InvalidArgumentError(
@@ -33,7 +36,44 @@ export function checkKey(key: unknown, argument = "key"): string {
       `${argument} must be at most ${MAX_KEY_LENGTH} characters, got ${key.length}`,
     );
   }
-  return key;
+  return checkWellFormed(key, argument);
+}
+
+/**
+ * Checks that a string that will name something in Redis is well-formed UTF-16: no lone
+ * surrogate. Strings travel as UTF-8, where a lone surrogate becomes U+FFFD, so `"a\uD800"` and
+ * `"a\uFFFD"` would name the same key: the first is refused instead. The message shows the value
+ * with the surrogate escaped.
+ *
+ * @example
+ * ```ts
+ * checkWellFormed("a\uD800", "key"); // throws: key must be well-formed Unicode: a lone surrogate ...
+ * ```
+ */
+export function checkWellFormed(value: string, argument: string): string {
+  if (isWellFormed(value)) return value;
+  const at = LONE_SURROGATE.exec(value)?.index ?? 0;
+  const unit = value.charCodeAt(at).toString(16).toUpperCase();
+  throw new InvalidArgumentError(
+    argument,
+    `${argument} must be well-formed Unicode: a lone surrogate (U+${unit} at index ${at}) would ` +
+      `reach Redis as U+FFFD, the name of another key; got ${describeValue(value)}`,
+  );
+}
+
+/**
+ * A lone surrogate: with the `u` flag a well-formed pair is read as one code point outside this
+ * range, so only unpaired halves match.
+ */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * True if `value` has no lone surrogate: `String.prototype.isWellFormed` where the runtime has it
+ * (Node 20, workerd), a regular expression on older ones.
+ */
+function isWellFormed(value: string): boolean {
+  const native = (value as { isWellFormed?: () => boolean }).isWellFormed;
+  return typeof native === "function" ? native.call(value) : !LONE_SURROGATE.test(value);
 }
 
 /**

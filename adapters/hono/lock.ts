@@ -10,6 +10,7 @@
 import {
   checkDuration,
   checkFunction,
+  checkWellFormed,
   InvalidArgumentError,
   keepAlive,
   type Lease,
@@ -248,6 +249,7 @@ function checkKeyOption<K>(key: K): K {
       `key must be a function or a non-empty string of at most ${MAX_KEY_LENGTH} characters, got ${show(key)}`,
     );
   }
+  checkWellFormed(key, "key");
   return key;
 }
 

@@ -15,6 +15,7 @@ import { InvalidArgumentError, LockUnavailableError } from "../errors.js";
 import { retried } from "../retry.js";
 import { now, sleep } from "../time.js";
 import { newToken } from "../token.js";
+import { checkWellFormed, describeValue } from "../validate.js";
 import { sha256Hex } from "./digest.js";
 import { abandonScript } from "./scripts/abandon.js";
 import { beginScript } from "./scripts/begin.js";
@@ -78,15 +79,22 @@ export class IdempotencyStore {
       throw new InvalidArgumentError("adapter", "adapter must be a LockAdapter (with evalScript)");
     }
     this.#adapter = adapter;
-    this.#prefix = options.prefix ?? "idem";
+    this.#prefix = checkPrefix(options.prefix ?? "idem");
     this.#retries = options.retries ?? 2;
   }
 
   /**
    * The record key for a scoped idempotency key: the prefix and a SHA-256 of the parts, so
    * client-chosen bytes never reach key names and cannot collide across scopes.
+   *
+   * @param parts the scope first, then what else tells requests apart, the idempotency key last.
+   * @throws {InvalidArgumentError} for a part with a lone surrogate (named `scope` if it is the
+   *   first part, `key` otherwise), which could not be told from its U+FFFD twin.
    */
   async recordKey(parts: readonly string[]): Promise<string> {
+    for (const [index, part] of parts.entries()) {
+      checkWellFormed(part, index === 0 ? "scope" : "key");
+    }
     return `${this.#prefix}:v1:${await sha256Hex(parts.map(encodeURIComponent).join("|"))}`;
   }
 
@@ -194,4 +202,15 @@ export class IdempotencyStore {
       throw new LockUnavailableError(script.name, undefined, error, args[0]);
     }
   }
+}
+
+/** Checks the record keys' namespace: a non-empty, well-formed string. */
+function checkPrefix(prefix: unknown): string {
+  if (typeof prefix !== "string" || prefix.length === 0) {
+    throw new InvalidArgumentError(
+      "prefix",
+      `prefix must be a non-empty string, got ${describeValue(prefix)}`,
+    );
+  }
+  return checkWellFormed(prefix, "prefix");
 }

@@ -472,6 +472,27 @@ describe("key", () => {
     expect(seen[0]).toBeInstanceOf(InvalidArgumentError);
     expect(runs).toBe(0);
   });
+
+  it("hands a computed key with a lone surrogate to app.onError, before any request", async () => {
+    const recording = record(memoryAdapter());
+    const locker = newLocker(recording.adapter);
+    const seen: unknown[] = [];
+    const app = new Hono();
+    app.onError((error, c) => {
+      seen.push(error);
+      return c.text("bad", 500);
+    });
+    let runs = 0;
+    app.post("/run", lock({ locker, key: () => "report:\uDC00", ttl: 1_000 }), (c) => {
+      runs++;
+      return c.text("ok");
+    });
+    const res = await app.request("/run", { method: "POST" });
+    expect(res.status).toBe(500);
+    expect(seen[0]).toMatchObject({ code: "INVALID_ARGUMENT", argument: "key" });
+    expect(runs).toBe(0);
+    expect(recording.calls).toEqual([]);
+  });
 });
 
 describe("mutual exclusion", () => {
@@ -583,6 +604,7 @@ describe("options", () => {
     ["key", { ...fine, key: "" }],
     ["key", { ...fine, key: 42 }],
     ["key", { ...fine, key: "k".repeat(1_025) }],
+    ["key", { ...fine, key: "job\uD800" }],
     ["ttl", { ...fine, ttl: undefined }],
     ["ttl", { ...fine, ttl: 5 }],
     ["ttl", { ...fine, ttl: 1.5 }],

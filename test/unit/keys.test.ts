@@ -5,6 +5,7 @@ import {
   inboxName,
   lockNames,
   MAX_KEY_LENGTH,
+  withIdempotency,
 } from "edgelock";
 import { memoryAdapter } from "edgelock/memory";
 import fc from "fast-check";
@@ -74,7 +75,7 @@ const TRICKY = [
   "鍵{🔒}",
   "🔒",
   "\u0000",
-  "\ud800",
+  "\ufffd",
   " ",
   "a".repeat(1024),
 ];
@@ -189,8 +190,31 @@ describe("lockNames", () => {
     );
   });
 
+  // Redis names travel as UTF-8, which has no encoding for a lone surrogate: it is sent as
+  // U+FFFD, so "a\uD800" and "a\uFFFD" would be one lock. lockNames refuses the first.
+  it("a key with a lone surrogate is refused: on the wire it would be its U+FFFD twin", () => {
+    const bytes = (text: string) => [...new TextEncoder().encode(text)];
+    expect(bytes("a\uD800")).toEqual(bytes("a\uFFFD"));
+    for (const key of ["a\uD800", "\uDC00", "x\uDBFF:fence", "\uDE00\uD83D"]) {
+      expect(() => lockNames("edgelock", key)).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", argument: "key" }),
+      );
+    }
+    expect(lockNames("edgelock", "a\uFFFD").lock).toBe("edgelock:{a\uFFFD}");
+    expect(lockNames("edgelock", "\uD83D\uDD12").lock).toBe("edgelock:{🔒}");
+  });
+
   it("the prefix separates namespaces", () => {
     expect(lockNames("a", "b:c").lock).not.toBe(lockNames("a:b", "c").lock);
+  });
+
+  it("refuses a prefix with a lone surrogate, which would name its U+FFFD twin's keys", () => {
+    for (const prefix of ["p\uD800", "\uDC00", "a:\uDBFF:b"]) {
+      expect(() => createLocker({ adapter: memoryAdapter(), prefix })).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", argument: "prefix" }),
+      );
+    }
+    expect(() => createLocker({ adapter: memoryAdapter(), prefix: "p\uFFFD" })).not.toThrow();
   });
 
   it("refuses a prefix with braces, which would put a hash tag outside the key's", () => {
@@ -300,5 +324,40 @@ describe("lockNames across prefixes (namespacing)", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("idempotency record names", () => {
+  it("refuse a scope or key part with a lone surrogate, before hashing it", async () => {
+    const store = new IdempotencyStore(memoryAdapter());
+    for (const [parts, argument] of [
+      [["tenant\uD800", "k"], "scope"],
+      [["", "POST", "/orders", "\uDC00"], "key"],
+    ] as const) {
+      await expect(store.recordKey(parts)).rejects.toMatchObject({
+        code: "INVALID_ARGUMENT",
+        argument,
+      });
+    }
+    expect(await store.recordKey(["tenant\uFFFD", "k"])).toMatch(/^idem:v1:[0-9a-f]{64}$/);
+  });
+
+  it("refuse a prefix that is empty, not a string, or has a lone surrogate", () => {
+    for (const prefix of ["", 42, "idem\uD800"]) {
+      expect(() => new IdempotencyStore(memoryAdapter(), { prefix: prefix as string })).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", argument: "prefix" }),
+      );
+    }
+  });
+
+  it("withIdempotency refuses a scope with a lone surrogate, and runs nothing", async () => {
+    let runs = 0;
+    const run = withIdempotency(async () => ++runs, {
+      adapter: memoryAdapter(),
+      key: () => "order-1",
+      scope: () => "tenant\uD800",
+    });
+    await expect(run()).rejects.toMatchObject({ code: "INVALID_ARGUMENT", argument: "scope" });
+    expect(runs).toBe(0);
   });
 });

@@ -435,7 +435,12 @@ describe("arguments", () => {
     ["a fractional ttl", (lock) => lock.tryAcquireLock("t", "k", 1.5)],
     ["a NaN ttl", (lock) => lock.tryAcquireLock("t", "k", Number.NaN)],
     ["a string ttl", (lock) => lock.tryAcquireLock("t", "k", "1000" as unknown as number)],
+    ["a key with a lone surrogate", (lock) => lock.tryAcquireLock("t", "key1\uD800", 1_000)],
     ["acquireLock with an empty key", (lock) => lock.acquireLock("t", "", 1_000, 100)],
+    [
+      "acquireLock with a key with a lone surrogate",
+      (lock) => lock.acquireLock("t", "\uDC00key1", 1_000, 100),
+    ],
     ["acquireLock with a ttl of 0", (lock) => lock.acquireLock("t", "k", 0, 100)],
     ["acquireLock with a negative timeout", (lock) => lock.acquireLock("t", "k", 1_000, -1)],
     ["acquireLock with a fractional timeout", (lock) => lock.acquireLock("t", "k", 1_000, 1.5)],

@@ -50,6 +50,15 @@ const badKeys: Array<{ value: unknown; shows?: string }> = [
   { value: {}, shows: "got object" },
   { value: "" },
   { value: "x".repeat(MAX_KEY_LENGTH + 1), shows: `got ${MAX_KEY_LENGTH + 1}` },
+  // Lone surrogates: UTF-8 would send each as U+FFFD, the bytes of another key.
+  {
+    value: "a\uD800",
+    shows:
+      'lone surrogate (U+D800 at index 1) would reach Redis as U+FFFD, the name of another key; got "a\\ud800"',
+  },
+  { value: "\uDC00b", shows: "U+DC00 at index 0" },
+  { value: "ok\uD83D\uDD12\uDD12", shows: "U+DD12 at index 4" },
+  { value: "\uDE00\uD83D", shows: "U+DE00 at index 0" },
 ];
 
 const badTtls: unknown[] = [
@@ -92,6 +101,15 @@ for (const prefix of ["a{b", "a}b", "{x}", "}"]) {
     argument: "prefix",
     label: label(prefix),
     shows: prefix,
+    run: (_l, adapter) => createLocker({ adapter, prefix }),
+  });
+}
+for (const prefix of ["p\uD800", "\uDFFFp"]) {
+  cases.push({
+    entry: "createLocker",
+    argument: "prefix",
+    label: label(prefix),
+    shows: "lone surrogate",
     run: (_l, adapter) => createLocker({ adapter, prefix }),
   });
 }
@@ -342,4 +360,55 @@ describe("bad arguments are rejected before any request", () => {
       expect(await lease.release()).toBe(true);
     },
   );
+});
+
+describe("lone surrogates", () => {
+  const wellFormed = ["a\uFFFD", "🔒", "ключ:鍵", "\uD83D\uDD12x", "x\uD83D\uDD12", "\u0000"];
+  const illFormed = ["a\uD800", "\uDC00", "\uDC00\uD800", "x\uDBFFy", "\uD83D\uDD12\uD83D"];
+
+  /** Runs `fn` as a runtime without `String.prototype.isWellFormed` would (Node 18, older edges). */
+  async function withoutIsWellFormed<T>(fn: () => Promise<T>): Promise<T> {
+    const descriptor = Object.getOwnPropertyDescriptor(String.prototype, "isWellFormed");
+    Reflect.deleteProperty(String.prototype, "isWellFormed");
+    try {
+      expect((String.prototype as { isWellFormed?: unknown }).isWellFormed).toBeUndefined();
+      return await fn();
+    } finally {
+      if (descriptor) Object.defineProperty(String.prototype, "isWellFormed", descriptor);
+    }
+  }
+
+  /** What each key gets from tryAcquire: "ok" or the refused argument's code. */
+  async function verdicts(keys: readonly string[]): Promise<string[]> {
+    const locker = createLocker({ adapter: memoryAdapter() });
+    const out: string[] = [];
+    for (const key of keys) {
+      const lease = await locker.tryAcquire(key, TTL).catch((error: LockError) => error);
+      if (lease instanceof LockError) out.push(lease.code);
+      else out.push(lease ? "ok" : "held");
+      if (lease && !(lease instanceof LockError)) await lease.release();
+    }
+    return out;
+  }
+
+  it("a key with one is refused, its U+FFFD twin and surrogate pairs are not", async () => {
+    expect(await verdicts(wellFormed)).toEqual(wellFormed.map(() => "ok"));
+    expect(await verdicts(illFormed)).toEqual(illFormed.map(() => "INVALID_ARGUMENT"));
+  });
+
+  it("the same verdicts without String.prototype.isWellFormed (the regular-expression fallback)", async () => {
+    const without = await withoutIsWellFormed(() => verdicts([...wellFormed, ...illFormed]));
+    expect(without).toEqual([
+      ...wellFormed.map(() => "ok"),
+      ...illFormed.map(() => "INVALID_ARGUMENT"),
+    ]);
+  });
+
+  it("the message escapes the value, so it holds no lone surrogate itself", async () => {
+    const error = await failure(() =>
+      createLocker({ adapter: memoryAdapter() }).tryAcquire("a\uD800", TTL),
+    );
+    expectInvalid(error, "key", '"a\\ud800"');
+    expect((error as Error).message).not.toMatch(/[\uD800-\uDFFF]/u);
+  });
 });
