@@ -7,7 +7,10 @@
  */
 
 import {
+  checkFunction,
+  describeValue,
   emulationOf,
+  InvalidArgumentError,
   type LockAdapter,
   type LockScript,
   type LockTransport,
@@ -196,9 +199,20 @@ function wrongType(): Error {
  *
  * const locker = createLocker({ adapter: memoryAdapter() });
  * ```
+ *
+ * @throws {InvalidArgumentError} if `options` is not an object, or `clock` not a function.
  */
 export function memoryAdapter(options: MemoryAdapterOptions = {}): LockAdapter {
-  const store = new MemoryStore(options.clock ?? (() => performance.now()));
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError(
+      "options",
+      `options must be an object, got ${describeValue(options)}`,
+    );
+  }
+  const { clock } = options;
+  const store = new MemoryStore(
+    clock === undefined ? () => performance.now() : checkFunction<() => number>(clock, "clock"),
+  );
   return {
     name: "memory",
     evalScript: async (script, keys, args) => store.run(script, keys, args),

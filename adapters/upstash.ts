@@ -16,6 +16,7 @@
 
 import {
   checkDuration,
+  describeValue,
   evalWithFallback,
   InvalidArgumentError,
   type LockAdapter,
@@ -57,6 +58,9 @@ export interface UpstashAdapterOptions {
  * const redis = new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN });
  * const locker = createLocker({ adapter: upstashAdapter(redis) });
  * ```
+ *
+ * @throws {InvalidArgumentError} if `redis` is not an `@upstash/redis` client, `options` not an
+ *   object, or `requestTimeout` not a duration.
  */
 export function upstashAdapter(redis: object, options: UpstashAdapterOptions = {}): LockAdapter {
   const send = sender(redis, options);
@@ -77,6 +81,12 @@ export function upstashAdapter(redis: object, options: UpstashAdapterOptions = {
  */
 function sender(redis: object, options: UpstashAdapterOptions) {
   const requester = requesterOf(redis);
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError(
+      "options",
+      `options must be an object, got ${describeValue(options)}`,
+    );
+  }
   const timeout = checkDuration(options.requestTimeout ?? 5000, "requestTimeout", 1);
   return async (command: string[]): Promise<unknown> => {
     let reply: { result?: unknown; error?: string };
@@ -141,12 +151,14 @@ export const upstashTransport: LockTransport = {
 };
 
 /** The requester of an `@upstash/redis` client, or a clear error if `redis` is not one. */
-function requesterOf(redis: object): UpstashRequester {
-  const requester = (redis as { client?: Partial<UpstashRequester> }).client;
+function requesterOf(redis: unknown): UpstashRequester {
+  const client = typeof redis === "object" && redis !== null ? redis : undefined;
+  const requester = (client as { client?: Partial<UpstashRequester> } | undefined)?.client;
   if (typeof requester?.request !== "function") {
     throw new InvalidArgumentError(
       "redis",
-      "upstashAdapter needs a Redis client from @upstash/redis (1.34 or newer)",
+      "upstashAdapter needs a Redis client from @upstash/redis (1.34 or newer), got " +
+        describeValue(redis),
     );
   }
   return requester as UpstashRequester;
