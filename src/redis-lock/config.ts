@@ -127,7 +127,11 @@ function integer(found: Found | undefined, min: number, max: number): number | u
   );
 }
 
-/** A parsed URI with a supported scheme, or a {@link LockConfigError} naming the key. */
+/**
+ * A parsed URI with a supported scheme, a host (for network schemes) and no port 0, or a
+ * {@link LockConfigError} naming the key. (`redis:///` and `redis://host:0` parse, but would
+ * connect to a default host or port the configuration never named.)
+ */
 function uri(found: Found | undefined): URL | undefined {
   if (!found) return undefined;
   let parsed: URL;
@@ -141,6 +145,12 @@ function uri(found: Found | undefined): URL | undefined {
       found.key,
       `must use one of ${SUPPORTED_SCHEMES.join(" ")}, got ${parsed.protocol}`,
     );
+  }
+  if (parsed.hostname === "" && parsed.protocol !== "memory:") {
+    throw new LockConfigError(found.key, `has no host (${parsed.protocol}//<host>:<port>)`);
+  }
+  if (parsed.port === "0") {
+    throw new LockConfigError(found.key, "must have a port from 1 to 65535, got 0");
   }
   return parsed;
 }

@@ -385,6 +385,15 @@ describe("malformed values", () => {
       "redis://host.example:99999",
       `redis://:${PASSWORD}@host.example/not-a-db`,
       `redis://us%zzer:${PASSWORD}@host.example`,
+      // Parseable, but would connect to a default host or port the configuration never named.
+      "redis://host.example:0",
+      "rediss://host.example:00/1",
+      "https://rest.example:0/base",
+      "memory://name:0",
+      "redis:///",
+      "redis://",
+      "rediss:///2",
+      `redis:///?password=${PASSWORD}`,
     ]) {
       malformed.push([`${prefix}uri`, uri]);
     }
@@ -452,6 +461,36 @@ describe("malformed values", () => {
     await lock.open("t");
     await lock.close("t");
     expect(targets[0]).toMatchObject({ host: "good", port: 6400 });
+  });
+
+  it("names what is wrong with a uri's host or port", async () => {
+    const noHost = await configErrorOf({ connection: { uri: "redis:///" } });
+    expect(noHost.message).toBe("connection.uri: has no host (redis://<host>:<port>)");
+    const portZero = await configErrorOf({ connection: { uri: "redis://h.example:0" } });
+    expect(portZero.message).toBe("connection.uri: must have a port from 1 to 65535, got 0");
+    // memory://<name> names an in-process store, and no name is one shared store.
+    expect(await targetOf({ connection: { uri: "memory://" } })).toMatchObject({ host: "" });
+  });
+
+  it("rejects a discovered uri with port 0 or no host, as a configured one", async () => {
+    for (const uri of ["redis://found.example:0", "redis:///"]) {
+      const discovery = {
+        resolveOne: async () => ({ uri }),
+      };
+      const { transport, targets } = capturing();
+      const lock = new RedisLock({ transports: [transport] });
+      lock.configure({ connection: { discovery_key: "main" } });
+      lock.setReferences({
+        getAllLocators: () => ["*:discovery:memory:default:1.0"],
+        getOneOptional: () => discovery,
+      });
+      const error = await lock.open("t").then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(error).toMatchObject({ code: "INVALID_CONFIG" });
+      expect(targets).toEqual([]);
+    }
   });
 
   it("rejects a configuration that is not an object", async () => {
