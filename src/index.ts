@@ -33,6 +33,7 @@ export {
   LockTimeoutError,
   LockUnavailableError,
 } from "./errors.js";
+export { FENCE_RETENTION, MIN_FENCE_RETENTION } from "./fence-retention.js";
 export { type HoldOptions, holding, settleLease } from "./hold.js";
 export { canonicalJson, sha256Hex } from "./idempotency/digest.js";
 export { IdempotencyConflictError, IdempotencyKeyReusedError } from "./idempotency/errors.js";
@@ -64,7 +65,6 @@ export {
   type SignalOptions,
 } from "./locker.js";
 export { evalWithFallback, isNoScriptError } from "./noscript.js";
-export { FENCE_RETENTION } from "./operations.js";
 export {
   type LockCallback,
   type LockContext,

@@ -56,6 +56,14 @@ export interface LockerOptions {
    * @default 0.01
    */
   driftFactor?: number;
+  /**
+   * How long each key's fencing counter is kept after its last use, in integer ms (at least
+   * 1000; never less than the lease it serves). Fences keep increasing across a counter that
+   * expired as long as the Redis server clock never steps back by this much: see
+   * docs/fencing.md. Each distinct key costs its counter's memory for this long.
+   * @default 86_400_000 (24 hours)
+   */
+  fenceRetention?: number;
 }
 
 /** Options of {@link Locker.acquire}. */
@@ -133,7 +141,8 @@ export class Locker {
       throw new InvalidArgumentError("adapter", "adapter must be a LockAdapter (with evalScript)");
     }
     this.#prefix = checkPrefix(options.prefix ?? "edgelock");
-    this.#ops = new LockOperations(adapter, checkCount(options.retries ?? 2, "retries"));
+    const retries = checkCount(options.retries ?? 2, "retries");
+    this.#ops = new LockOperations(adapter, retries, options.fenceRetention);
     this.#retryDelay = checkDuration(options.retryDelay ?? 50, "retryDelay", 1);
     this.#maxRetryDelay = checkDuration(options.maxRetryDelay ?? 1000, "maxRetryDelay", 1);
     this.#driftFactor = checkFraction(options.driftFactor ?? 0.01, "driftFactor");

@@ -12,15 +12,13 @@
 import { raced } from "./abortable.js";
 import type { LockAdapter, LockScript } from "./adapter.js";
 import { LockUnavailableError } from "./errors.js";
+import { checkFenceRetention, counterRetention } from "./fence-retention.js";
 import type { LockNames } from "./keys.js";
 import { retried } from "./retry.js";
 import { acquireScript } from "./scripts/acquire.js";
 import { extendScript } from "./scripts/extend.js";
 import { inspectScript } from "./scripts/inspect.js";
 import { releaseScript } from "./scripts/release.js";
-
-/** How long fencing counters are kept after their last use, in ms (at least the lease). */
-export const FENCE_RETENTION = 7 * 24 * 60 * 60 * 1000;
 
 /** What one acquire attempt found. */
 export type AcquireReply =
@@ -37,10 +35,20 @@ export interface InspectReply {
 
 /** The lock operations bound to one adapter. */
 export class LockOperations {
+  /** How long fencing counters are kept after their last use, in ms (see `fence-retention.ts`). */
+  private readonly fenceRetention: number;
+
+  /**
+   * @param fenceRetention the `fenceRetention` option, checked here (undefined: the default).
+   * @throws {InvalidArgumentError} for a `fenceRetention` that is not integer ms from 1 s.
+   */
   constructor(
     readonly adapter: LockAdapter,
     private readonly retries: number,
-  ) {}
+    fenceRetention?: number,
+  ) {
+    this.fenceRetention = checkFenceRetention(fenceRetention);
+  }
 
   /**
    * One acquire attempt for `token`. With `wait` > 0 (ms), a token that finds the lock held joins
@@ -57,7 +65,7 @@ export class LockOperations {
     inbox = "",
     signal?: AbortSignal,
   ): Promise<AcquireReply> {
-    const args = [token, retention(ttl), String(ttl)];
+    const args = [token, counterRetention(ttl, this.fenceRetention), String(ttl)];
     if (wait > 0) {
       const counted = this.adapter.subscriptionsCounted === true ? "1" : "0";
       args.push(String(Math.ceil(wait)), inbox, counted);
@@ -80,7 +88,7 @@ export class LockOperations {
     handedOver?: (announcement: string) => void,
     signal?: AbortSignal,
   ): Promise<boolean> {
-    const args = [token, retention(0)];
+    const args = [token, counterRetention(0, this.fenceRetention)];
     const keys = lineKeys(names);
     // A release that passed over as many gone waiters as one call may goes on with another call,
     // still holding the lock (so nobody overtakes the line meanwhile), until the line is done.
@@ -101,7 +109,7 @@ export class LockOperations {
     ttl: number,
     signal?: AbortSignal,
   ): Promise<boolean> {
-    const args = [token, String(ttl), retention(ttl)];
+    const args = [token, String(ttl), counterRetention(ttl, this.fenceRetention)];
     const keys = [names.lock, names.fence];
     const [extended] = await this.run(extendScript, key, keys, args, FLAG_REPLY, signal);
     return extended === 1;
@@ -146,11 +154,6 @@ export class LockOperations {
 /** The keys of the acquire and release scripts: the lock, its counter and its line of waiters. */
 function lineKeys(names: LockNames): string[] {
   return [names.lock, names.fence, names.queue, names.waiters];
-}
-
-/** How long to keep the fencing counter, in ms: the retention, or the lease if that is longer. */
-function retention(ttl: number): string {
-  return String(Math.max(ttl, FENCE_RETENTION));
 }
 
 /**

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { acquireScript, FENCE_RETENTION, type LockAdapter, releaseScript } from "edgelock";
+import { acquireScript, type LockAdapter, releaseScript } from "edgelock";
 import {
   type Answers,
   type Cluster,
@@ -115,7 +115,8 @@ function grantsIn(
 
 /**
  * Raises the fencing counter to `fence` on every granting instance that still holds the lock for
- * this token, and counts those that did.
+ * this token, and counts those that did. A counter that lost its expiry gets the one the locker
+ * asked the acquire for (its `fenceRetention`, or the lease if longer: ARGV[2]).
  */
 async function raiseFence(
   cluster: Cluster,
@@ -124,7 +125,7 @@ async function raiseFence(
   args: readonly string[],
   fence: number,
 ): Promise<Tally> {
-  const raise = [tokenOf(args), String(fence), String(FENCE_RETENTION)];
+  const raise = [tokenOf(args), String(fence), retentionOf(args)];
   const answers = await fanOut(
     grants.map((grant) => grant.instance),
     cluster.timeout,
@@ -156,6 +157,11 @@ async function releaseEverywhere(
 /** The token: ARGV[1] of every lock script. */
 function tokenOf(args: readonly string[]): string {
   return args[0] ?? "";
+}
+
+/** How long the counter is kept, in ms: ARGV[2] of the acquire script. */
+function retentionOf(args: readonly string[]): string {
+  return args[1] ?? "";
 }
 
 /** The shortest lease among the instances held by other tokens; -1 if none is known. */

@@ -22,8 +22,10 @@
  * counters before the lease is handed out, so any later quorum, which shares an instance with it,
  * mints above it. An instance that restarts empty mints from its clock: a fence can go back only
  * if a later quorum is made entirely of instances that lost (or never got) the raised counter and
- * whose clocks lag the one that minted the last fence. Keep server clocks synchronized, never
- * stepped back.
+ * whose clocks lag the one that minted the last fence. A raised counter is kept for the locker's
+ * `fenceRetention` (24 h by default) and then expires; the instance's clock has by then passed
+ * the fence, unless it lags the instance that minted it by more than the retention. Keep server
+ * clocks synchronized, never stepped back.
  *
  * Caveats, as in the Redis documentation's analysis of Redlock: an instance that restarts
  * without persistence while a lease is valid forgets that lease, and another client may then

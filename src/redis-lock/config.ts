@@ -7,6 +7,7 @@
  */
 
 import { LockConfigError } from "../errors.js";
+import { MIN_FENCE_RETENTION } from "../fence-retention.js";
 import { MAX_DURATION } from "../validate.js";
 
 /** The URI schemes a connection may use. */
@@ -33,6 +34,8 @@ export interface RedisLockSettings {
   retries: number;
   /** `options.db_num`: the Redis database, when configured. */
   dbNum?: number | undefined;
+  /** `options.fence_retention`: how long fencing counters are kept, in ms, when configured. */
+  fenceRetention?: number | undefined;
 }
 
 /** The seed's defaults. */
@@ -60,6 +63,7 @@ export function readSettings(config: unknown): RedisLockSettings {
   const retryTimeout = option("retry_timeout");
   const retries = option("retries");
   const dbNum = option("db_num");
+  const fenceRetention = option("fence_retention");
   return {
     connection: {
       discoveryKey: text(connection("discovery_key")),
@@ -76,6 +80,7 @@ export function readSettings(config: unknown): RedisLockSettings {
     retryTimeout: integer(retryTimeout, 1, MAX_DURATION) ?? DEFAULT_RETRY_TIMEOUT,
     retries: integer(retries, 0, 10) ?? DEFAULT_RETRIES,
     dbNum: integer(dbNum, 0, 2 ** 31 - 1),
+    fenceRetention: integer(fenceRetention, MIN_FENCE_RETENTION, MAX_DURATION),
   };
 }
 

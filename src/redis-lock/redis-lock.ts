@@ -79,7 +79,8 @@ export class RedisLock {
   /**
    * Configures the component: `connection(s).discovery_key|host|port|uri`,
    * `credential(s).store_key|username|password`, `options.retry_timeout` (ms, default 100),
-   * `options.retries` (default 3), `options.db_num` (default 0). Takes a pip-services
+   * `options.retries` (default 3), `options.db_num` (default 0), `options.fence_retention` (ms,
+   * how long fencing counters are kept; default 24 h, at least 1000). Takes a pip-services
    * `ConfigParams`, a nested object or a flat dotted object. Throws a `LockConfigError`
    * (`code: "INVALID_CONFIG"`) naming the key of a malformed value.
    */
@@ -175,7 +176,8 @@ export class RedisLock {
       throw new LockUnavailableError("open", undefined, error, target.password);
     }
     this.#connection = connection;
-    this.#locker = createLocker({ adapter: connection.adapter, retries: this.#settings.retries });
+    const { retries, fenceRetention } = this.#settings;
+    this.#locker = createLocker({ adapter: connection.adapter, retries, fenceRetention });
   }
 
   async #close(): Promise<void> {

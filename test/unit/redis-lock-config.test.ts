@@ -363,6 +363,32 @@ describe("defaults", () => {
     await failed.close("t");
   });
 
+  it("keeps fencing counters options.fence_retention ms, 24 h by default", async () => {
+    const kept = async (options?: Record<string, unknown>) => {
+      const recording = record(memoryAdapter());
+      const lock = new RedisLock({
+        transports: [
+          {
+            protocols: ["redis:"],
+            connect: async () => ({
+              adapter: recording.adapter,
+              ping: async () => {},
+              close: async () => {},
+            }),
+          },
+        ],
+      });
+      lock.configure({ connection: { host: "h" }, ...(options && { options }) });
+      await lock.open("t");
+      expect(await lock.tryAcquireLock("t", "fence-retention", 1_000)).toBe(true);
+      await lock.close("t");
+      return recording.of("acquire")[0]?.args[1];
+    };
+    expect(await kept()).toBe("86400000");
+    expect(await kept({ fence_retention: 60_000 })).toBe("60000");
+    expect(await kept({ fence_retention: "3600000" })).toBe("3600000");
+  });
+
   it("uses database 0 by default", async () => {
     expect((await targetOf({ connection: { host: "h" } })).db).toBe(0);
     expect((await targetOf({ connection: { uri: "https://h" } })).db).toBe(0);
@@ -403,6 +429,9 @@ describe("malformed values", () => {
   }
   for (const value of ["-1", "11", "x", "2.5"]) malformed.push(["options.retries", value]);
   for (const value of ["-1", "x", "1.5"]) malformed.push(["options.db_num", value]);
+  for (const value of ["0", "999", "x", "1.5", "-1", "2147483648"]) {
+    malformed.push(["options.fence_retention", value]);
+  }
 
   for (const [key, value] of malformed) {
     for (const [shape, config] of shapes([

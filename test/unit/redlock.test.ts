@@ -152,6 +152,22 @@ describe("redlockAdapter: acquire", () => {
     }
   });
 
+  it("keeps a raised counter as the locker keeps counters: its fenceRetention, or the lease", async () => {
+    for (const [ttl, kept] of [
+      [1_000, "60000"],
+      [90_000, "90000"],
+    ] as const) {
+      const instances = [10, 30, 20].map((fence) => instance({ acquire: fence }));
+      const locker = createLocker({ adapter: redlockAdapter(instances), fenceRetention: 60_000 });
+      expect(await locker.tryAcquire("job", ttl)).not.toBeNull();
+      for (const one of instances) {
+        expect(one.calls[0]?.args[1]).toBe(kept);
+        expect(one.calls[1]).toMatchObject({ script: "redlock-raise-fence" });
+        expect(one.calls[1]?.args[2]).toBe(kept);
+      }
+    }
+  });
+
   it("needs a quorum of grants, raises only the granters, and answers 2 for renewals", async () => {
     const refusing = instance({ acquire: [0, 0, 900] });
     const renewing = [instance({ acquire: [2, 7, 1000] }), instance({ acquire: [2, 5, 800] })];
