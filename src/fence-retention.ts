@@ -28,8 +28,9 @@
  * million new keys a day settle near 150 MB (a gigabyte at seven days). The minimum, 1 s, is a
  * leap second: below it even a healthy, NTP-synchronized server could send fences back.
  *
- * Acquire and extend keep the counter at least as long as the lease (`max(lease, retention)`), so
- * a retried acquire and `inspect` find the holder's fence.
+ * Whatever the retention, the counter lives at least as long as the lease it was minted or
+ * renewed for (`max(lease, retention)`), so a retried acquire and `inspect` always find the
+ * holder's fence.
  *
  * @module
  */

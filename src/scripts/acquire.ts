@@ -60,7 +60,7 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "9cf67263f60e4c5d0dd045dd9bd851524f9699da",
+  sha1: "0091d2b5d28f1d47966ccecc168a3d46c1048321",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

@@ -35,18 +35,19 @@ import { waiterId } from "../token.js";
 export const HAND_OFF_BUDGET = 256;
 
 /**
- * `clock()` is the server time in µs. `mint(now)` returns a fence above every earlier one —
+ * `clock()` is the server time in µs. `mint(now, keep)` returns a fence above every earlier one —
  * `max(counter + 1, now)`, so a counter lost with a restart, or restored from an old snapshot,
- * cannot send fences backwards — and records it in the counter, kept ARGV[2] ms.
+ * cannot send fences backwards — and records it in the counter, kept `keep` ms (ARGV[2] when
+ * omitted; see `fence-retention.ts`).
  */
 export const mintLua = `local function clock()
   local now = redis.call('TIME')
   return tonumber(now[1]) * 1000000 + tonumber(now[2])
 end
-local function mint(now)
+local function mint(now, keep)
   local fence = (tonumber(redis.call('GET', KEYS[2])) or 0) + 1
   if now > fence then fence = now end
-  redis.call('SET', KEYS[2], string.format('%d', fence), 'PX', ARGV[2])
+  redis.call('SET', KEYS[2], string.format('%d', fence), 'PX', keep or ARGV[2])
   return fence
 end
 `;
@@ -55,7 +56,8 @@ end
  * `handoff(entry)` (which needs {@link mintLua} before it) takes the entry its caller popped from
  * the line, and pops more until one is still in line, its wait has not ended and it is listened
  * for (or is the caller itself); it gives that waiter the lock with its own lease and a fresh
- * fence, and publishes `"<waiter id> <fence>"` on the waiter's inbox (the id is the token's
+ * fence (its counter kept for the retention, or that lease if longer, which the caller's ARGV[2]
+ * does not know of), and publishes `"<waiter id> <fence>"` on the waiter's inbox (the id is the token's
  * first 72 bits; the rest stays secret), unless the waiter is the caller. Only the waiter's own
  * client hears it, however many clients wait for the same lock. It returns that waiter's token,
  * fence, lease and announcement; nil when nobody is waiting; false when it looked at
@@ -77,7 +79,7 @@ export const handOffLua = `local function handoff(entry)
         gone[inbox] = redis.call('PUBSUB', 'NUMSUB', inbox)[2] == 0
       end
       if caller or not gone[inbox] then
-        local fence = mint(now)
+        local fence = mint(now, math.max(tonumber(ARGV[2]), tonumber(ttl)))
         redis.call('SET', KEYS[1], token, 'PX', ttl)
         local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
         if not caller then redis.call('PUBLISH', inbox, announcement) end
@@ -126,7 +128,7 @@ export function emulateHandOff(
       const isCaller = token === caller;
       if (!isCaller && counted && !gone.has(inbox)) gone.set(inbox, host.subscribers(inbox) === 0);
       if (isCaller || !gone.get(inbox)) {
-        const minted = emulateMint(host, fence, retention);
+        const minted = emulateMint(host, fence, String(Math.max(Number(retention), ttl)));
         host.set(lock, token, ttl);
         const announcement = `${waiterId(token)} ${minted}`;
         if (!isCaller) host.publish(inbox, announcement);

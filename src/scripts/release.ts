@@ -39,7 +39,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "334423686360d6dfce8b86695cb0e3943431c8a8",
+  sha1: "0698878f8fc9394acec4cdd3339221552b07b578",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

@@ -87,6 +87,19 @@ describe("the fencing counter's PTTL on redis-server", () => {
     await lease.release();
   });
 
+  it("is the waiter's lease when a release hands the lock to a waiter with a longer one", async () => {
+    const holder = lockerOn("handoff", RETENTION);
+    const waiter = lockerOn("handoff", RETENTION);
+    const held = await mustAcquire(holder.tryAcquire("job", 5_000));
+    const waiting = waiter.acquire("job", 120_000, { timeout: 5_000 });
+    await expect.poll(() => client.llen(lockNames("handoff", "job").queue)).toBe(1);
+    await held.release();
+    const handed = await waiting;
+    expect(handed.fence).toBeGreaterThan(held.fence);
+    expectKept(await counterTtl("handoff", "job"), 120_000);
+    await handed.release();
+  });
+
   it("follows fenceRetention on Redlock's raised counters", async () => {
     const locker = createLocker({
       adapter: redlockAdapter([ioredisAdapter(client, { notifications: false })]),

@@ -104,6 +104,21 @@ describe("fenceRetention", () => {
     expect(await counter("long")).toBe(0);
   });
 
+  it("keeps the counter of a lock handed to a waiter for the waiter's lease, if longer", async () => {
+    const { clock, locker, counter } = onClock(RETENTION);
+    const holder = await mustAcquire(locker, "job", 1_000);
+    const waiting = locker.acquire("job", 9_000, { timeout: 5_000 });
+    await delay(50); // the waiter is in line
+    clock.now = 100;
+    await holder.release(); // hands the lock over, minting the waiter's fence
+    const waiter = await waiting;
+    expect(waiter.fence).toBeGreaterThan(holder.fence);
+    clock.now = 100 + 9_000 - 1;
+    expect(await counter("job")).toBe(waiter.fence);
+    clock.now = 100 + 9_000;
+    expect(await counter("job")).toBe(0);
+  });
+
   it("fences keep increasing across a counter that expired (the clock floor)", async () => {
     const { clock, locker, counter } = onClock(MIN_FENCE_RETENTION);
     let last = 0;
