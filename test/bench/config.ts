@@ -3,8 +3,8 @@
  * repetition, for development). Durations are in milliseconds.
  */
 
-/** The scenarios, by issue-6 number. */
-export type ScenarioId = "1" | "2" | "3" | "4" | "5";
+/** The scenarios, by issue-6 number (6: memory per key, added since). */
+export type ScenarioId = "1" | "2" | "3" | "4" | "5" | "6";
 
 export interface BenchConfig {
   mode: "full" | "quick";
@@ -35,6 +35,8 @@ export interface BenchConfig {
   rest: { countedOps: number; durationMs: number; rounds: number };
   /** Scenario 5: waiter counts (the first is the headline) and the time each may take. */
   scale: { waiters: readonly number[]; capMs: number };
+  /** Scenario 6: distinct keys acquired and released to measure Redis memory per key. */
+  memory: { keys: number };
   /** Write docs/benchmarks.md and docs/benchmarks.svg. */
   write: boolean;
   /** Only these scenarios (all when undefined). */
@@ -60,6 +62,7 @@ const FULL: BenchConfig = {
   },
   rest: { countedOps: 20, durationMs: 1_000, rounds: 10 },
   scale: { waiters: [10_000, 1_000, 100], capMs: 12_000 },
+  memory: { keys: 100_000 },
   write: true,
   only: undefined,
   libraries: undefined,
@@ -74,15 +77,18 @@ const QUICK: BenchConfig = {
   contention: { ...FULL.contention, warmupMs: 200, windowMs: 800, drainMs: 200 },
   rest: { countedOps: 10, durationMs: 400, rounds: 4 },
   scale: { waiters: [10_000], capMs: 8_000 },
+  memory: { keys: 20_000 },
   write: false,
 };
 
 const USAGE = `usage: npm run bench -- [--quick] [--write | --no-write] [--only=1,3] [--reps=N]
   --quick      one short repetition (~1 minute); does not write docs/ unless --write
-  --only=LIST  run only these scenarios (1 sequential, 2 in flight, 3 contention, 4 REST, 5 scale)
+  --only=LIST  run only these scenarios (1 sequential, 2 in flight, 3 contention, 4 REST, 5 scale,
+               6 memory per key)
   --libs=LIST  only libraries whose id starts with one of these (floors, bounds always run)
   --reps=N     repetitions of scenarios 1-4 (default 3, quick 1)
-  --waiters=N,M  waiter counts of scenario 5 (default 10000,1000,100; quick 10000)`;
+  --waiters=N,M  waiter counts of scenario 5 (default 10000,1000,100; quick 10000)
+  --keys=N     distinct keys of scenario 6 (default 100000; quick 20000)`;
 
 /** Reads the command line; throws with the usage text on anything unknown. */
 export function parseArgs(argv: readonly string[]): BenchConfig {
@@ -101,6 +107,12 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
         throw new Error(`--waiters takes positive integers, got ${JSON.stringify(arg)}\n${USAGE}`);
       }
       config.scale = { ...config.scale, waiters };
+    } else if (arg.startsWith("--keys=")) {
+      const keys = Number(arg.slice("--keys=".length));
+      if (!Number.isInteger(keys) || keys < 1) {
+        throw new Error(`--keys takes a positive integer, got ${JSON.stringify(arg)}\n${USAGE}`);
+      }
+      config.memory = { keys };
     } else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
   }
   return config;
@@ -128,8 +140,8 @@ export function selected(config: BenchConfig, id: ScenarioId): boolean {
 function parseOnly(list: string): ReadonlySet<ScenarioId> {
   const ids = list.split(",").map((item) => item.trim());
   for (const id of ids) {
-    if (!["1", "2", "3", "4", "5"].includes(id)) {
-      throw new Error(`--only takes scenario numbers 1-5, got ${JSON.stringify(id)}\n${USAGE}`);
+    if (!["1", "2", "3", "4", "5", "6"].includes(id)) {
+      throw new Error(`--only takes scenario numbers 1-6, got ${JSON.stringify(id)}\n${USAGE}`);
     }
   }
   return new Set(ids as ScenarioId[]);

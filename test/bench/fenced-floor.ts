@@ -2,13 +2,15 @@
  * Reference: the fenced floor, the cheapest lock that mints a fencing token in the same step as
  * the lock and keeps the counter after release (as edgelock does). Acquire is one `EVALSHA` of
  * a minimal script: `SET NX PX` the lock and, only if that took it, `INCR` the key's counter and
- * renew the counter's 7-day expiry. Release is the floor's compare-and-delete `EVAL`.
+ * renew the counter's expiry (edgelock's default retention). Release is the floor's
+ * compare-and-delete `EVAL`.
  *
  * Whatever it costs beyond the plain floor is what atomic fencing alone costs, so a fencing lock
  * cannot beat it: it bounds the "× floor" any such lock can reach on the machine it runs on.
  */
 
 import { randomUUID } from "node:crypto";
+import { FENCE_RETENTION } from "edgelock";
 import { benchScript, type Held, type Library, polling, RELEASE_LUA, runScript } from "./peers.js";
 
 /** KEYS[1] lock, KEYS[2] counter; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] counter's ttl ms. */
@@ -18,9 +20,6 @@ const ACQUIRE_LUA =
   "return 0";
 
 const ACQUIRE = benchScript("fenced-floor acquire", ACQUIRE_LUA);
-
-/** How long a counter outlives its key's last acquisition: 7 days, as edgelock keeps it. */
-const COUNTER_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 export const fencedFloor: Library = {
   id: "fenced-floor",
@@ -38,7 +37,7 @@ export const fencedFloor: Library = {
           redis,
           ACQUIRE,
           [lock, `${lock}:fence`],
-          [token, String(ttl), String(COUNTER_TTL_MS)],
+          [token, String(ttl), String(FENCE_RETENTION)],
         ),
       );
       return fence > 0 ? { release: () => redis.eval(RELEASE_LUA, 1, lock, token) } : null;

@@ -19,6 +19,7 @@ import {
 } from "./results.js";
 import type { ContentionMode, ContentionResult } from "./scenarios/contention.js";
 import type { LatencyResult } from "./scenarios/latency.js";
+import type { MemoryResult } from "./scenarios/memory.js";
 import type { ScaleResult } from "./scenarios/scale.js";
 import { chart } from "./svg.js";
 import { checkTargets } from "./targets.js";
@@ -73,6 +74,7 @@ function render(results: Results): string {
     contentionSection(results),
     restSection(results),
     scaleSection(results),
+    memorySection(results),
     "## Method",
     METHOD,
   ];
@@ -385,13 +387,50 @@ function scaleSection(results: Results): string {
   ].join("\n\n");
 }
 
+function memoryRow(result: MemoryResult): string[] {
+  return [
+    num(result.keys),
+    num(result.bytesPerKey),
+    num(result.releasedCounter),
+    `${num(result.heldLock)} + ${num(result.heldCounter)}`,
+    `${num(result.counterTtl / 3_600_000, 1)} h`,
+    num(result.keysLeftPerKey, 2),
+  ];
+}
+
+function memorySection(results: Results): string {
+  const outcome = results.memory;
+  if (!outcome) return "";
+  const headers = [
+    "distinct keys",
+    "memory per distinct key (bytes)",
+    "counter after release (MEMORY USAGE, bytes)",
+    "lock + counter while held (bytes)",
+    "counter kept (PTTL)",
+    "Redis keys left per key",
+  ];
+  const row = outcome.ok ? memoryRow(outcome.value) : failedRow("?", outcome.error, 6);
+  const { keyLength, inFlight } = outcome.ok ? outcome.value : { keyLength: 0, inFlight: 0 };
+  return [
+    "## 6. Memory per distinct key (default fenceRetention)",
+    "Each distinct key leaves its fencing counter behind after release, kept for the retention. " +
+      `Keys of ${keyLength} characters under the default prefix, acquired and released ` +
+      `${inFlight} at a time on an emptied server; memory per distinct key is the growth of ` +
+      "`used_memory` divided by the keys (Redis's key and expiry tables included), the other " +
+      "columns `MEMORY USAGE` of one key. A server taking N new keys a day holds about N × " +
+      "that many bytes at the default retention of one day.",
+    table(headers, [row]),
+  ].join("\n\n");
+}
+
 const METHOD = [
   "- Floors: `SET key token NX PX ttl` + compare-and-delete `EVAL` over one ioredis connection " +
     "(contention: the same, polling every 10 ms); REST: the same two commands through raw " +
     "`@upstash/redis`.",
   "- Fenced floor (scenarios 1–2, a reference): acquire is one `EVALSHA` of `SET lock token NX " +
     "PX ttl`, then, only if that took the lock, `INCR` of the key's counter and `PEXPIRE` of the " +
-    "counter to 7 days (keys `fenced:{k}` and `fenced:{k}:fence`, one slot); release is the " +
+    "counter to edgelock's default retention, 24 h (keys `fenced:{k}` and `fenced:{k}:fence`, " +
+    "one slot); release is the " +
     "floor's compare-and-delete `EVAL`.",
   "- edgelock's scripts sent raw (scenarios 1–3, a reference): edgelock's own acquire and release " +
     "scripts by `EVALSHA` with a fresh token each, no library code; in scenario 3 a blocked " +
@@ -406,6 +445,11 @@ const METHOD = [
     "and the hand-off either a bare PUBLISH or the least atomic hand-off (`GET` to check the " +
     "holder, `LPOP` of a waiter, `INCR` of the fence, `SET` of the lock, `PUBLISH`, in one " +
     "`EVALSHA`), each timed after 1 ms of idleness from sending to the subscriber's message.",
+  "- Memory per distinct key (scenario 6): `FLUSHALL SYNC`, `used_memory` from `INFO memory`, " +
+    "then `tryAcquire` + `release` of each distinct key through the built package with its " +
+    "default `fenceRetention`, then `used_memory` again; `MEMORY USAGE key SAMPLES 0` for the " +
+    "per-key columns. Redis's tables grow by doubling, so the figure depends a little on the " +
+    "number of keys.",
   "- Wire commands: scenarios 1 and 5 count with MONITOR on a side connection, `[0 lua]` lines " +
     "(commands a script runs inside Redis) excluded, in passes apart from the timed ones; " +
     "scenario 3 counts what each worker's ioredis connections (and their duplicates) send, on " +

@@ -9,6 +9,7 @@ import type { ContentionMode, ContentionResult } from "./scenarios/contention.js
 import type { Outcome } from "./scenarios/context.js";
 import type { InflightResult } from "./scenarios/inflight.js";
 import type { LatencyResult } from "./scenarios/latency.js";
+import type { MemoryResult } from "./scenarios/memory.js";
 import type { RestResult } from "./scenarios/rest.js";
 import type { ScaleResult } from "./scenarios/scale.js";
 import type { SequentialResult } from "./scenarios/sequential.js";
@@ -37,6 +38,8 @@ export interface Results {
   overlapControl: Outcome<ContentionResult> | undefined;
   rest: Entry<RestResult>[];
   scale: Outcome<ScaleResult>[];
+  /** Redis memory per distinct key, once (undefined when scenario 6 did not run). */
+  memory: Outcome<MemoryResult> | undefined;
   /** Rejections nobody handled (libraries' background work), with the first message. */
   strays: { count: number; first: string | undefined };
   /** Wall-clock duration of the whole run, in seconds. */

@@ -9,6 +9,7 @@
  *   npm run bench                 # full run (~3–4 minutes)
  *   npm run bench -- --quick      # one short repetition (~1 minute), docs/ untouched
  *   npm run bench -- --only=3     # just the contention scenario
+ *   npm run bench -- --only=6 --no-write   # just the Redis memory per distinct key
  */
 
 import { included, parseArgs, selected } from "./config.js";
@@ -37,6 +38,7 @@ import { attempt, type BenchContext, describeError, type Outcome } from "./scena
 import { inflight } from "./scenarios/inflight.js";
 import { interleave } from "./scenarios/interleave.js";
 import { latency } from "./scenarios/latency.js";
+import { memory } from "./scenarios/memory.js";
 import { startRestBench } from "./scenarios/rest.js";
 import { scale } from "./scenarios/scale.js";
 import { sequential } from "./scenarios/sequential.js";
@@ -109,6 +111,7 @@ const results: Results = {
   latency: [],
   rest: [],
   scale: [],
+  memory: undefined,
   strays,
   seconds: 0,
 };
@@ -178,6 +181,11 @@ try {
       log(`5 scale: ${waiters} waiters (cap ${config.scale.capMs / 1000} s)`);
       results.scale.push(await attempt(() => scale(context, waiters)));
     }
+  }
+  if (selected(config, "6")) {
+    await redis.reset();
+    log(`6 memory: ${config.memory.keys} distinct keys acquired and released`);
+    results.memory = await attempt(() => memory(context));
   }
 } finally {
   await redis.stop();

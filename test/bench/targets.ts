@@ -280,5 +280,18 @@ function targets(results: Results): Target[] {
   } else if (headline) {
     list.push({ what: "5: scale scenario", goal: "runs", value: cell(headline.error), met: false });
   }
+
+  const memory = results.memory;
+  if (memory?.ok) {
+    const m = memory.value;
+    list.push({
+      what: "6: memory per distinct key (bytes), kept after release for the default fenceRetention",
+      goal: "reported",
+      value: `${num(m.bytesPerKey)} (counter: ${num(m.releasedCounter)} by MEMORY USAGE; ${num(m.keys)} keys)`,
+      met: true,
+    });
+  } else if (memory) {
+    list.push({ what: "6: memory scenario", goal: "runs", value: cell(memory.error), met: false });
+  }
   return list;
 }
