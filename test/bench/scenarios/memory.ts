@@ -12,6 +12,7 @@ import { ioredisAdapter } from "edgelock/ioredis";
 import type { Redis } from "ioredis";
 import type { BenchContext } from "./context.js";
 
+/** What scenario 6 measured. */
 export interface MemoryResult {
   /** Distinct keys acquired and released for the growth figure. */
   keys: number;
@@ -39,6 +40,11 @@ const LEASE = 10_000;
 /** The `n`-th key: fixed width, so every key's names have the same length. */
 const keyOf = (n: number) => `order:${String(n).padStart(8, "0")}`;
 
+/**
+ * Measures one held lock and one released key with `MEMORY USAGE`, then empties the server and
+ * acquires and releases `config.memory.keys` distinct keys, reading `used_memory` before and after.
+ * Throws if the counter is not kept for the default retention (a stale `dist/`).
+ */
 export async function memory(context: BenchContext): Promise<MemoryResult> {
   const { keys } = context.config.memory;
   const { admin } = context.redis;
