@@ -1,8 +1,9 @@
 /**
  * A Cloudflare Worker: a Hono app whose routes run once per idempotency key and one at a time
  * per lock key, over Upstash Redis (or any server speaking its REST protocol, such as
- * `edgelock/gateway`). Locks are released, and replayable responses stored, through the
- * Worker's `ctx.waitUntil`, after the response has gone out.
+ * `edgelock/gateway`). Locks are released before the response goes out (so a lock found lost
+ * can still change it); replayable responses are stored through the Worker's `ctx.waitUntil`,
+ * after the response has gone out.
  *
  * - `POST /orders` (header `Idempotency-Key`, required): places an order. A retry with the same
  *   key gets the first response back, byte for byte, with `Idempotent-Replayed: true`; a retry

@@ -1,12 +1,12 @@
 /**
  * Vercel's `waitUntil`, as an `ExecutionContext` for `app.fetch(request, env, ctx)`, so Hono
- * middleware (edgelock's lock and idempotency among them) can finish its work after the response.
+ * middleware (edgelock's idempotency among them) can finish its work after the response.
  *
  * Vercel hands each request a context with `waitUntil` through a global symbol, which
  * `@vercel/functions` reads (`import { waitUntil } from "@vercel/functions"`); this file does the
  * same lookup, so the example needs no extra package. `hono/vercel`'s `handle(app)` passes no
- * execution context at all: the middleware then awaits its release and storage before answering,
- * which is correct but slower.
+ * execution context at all: the middleware then awaits its storage before answering, which is
+ * correct but slower.
  *
  * @module
  */
