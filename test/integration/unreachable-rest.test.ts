@@ -3,15 +3,16 @@
  * defaults (`new Redis({ url, token })`, which retries a failed fetch five times with backoff,
  * wrapped by `upstashAdapter`) and with `RedisLock`'s own client, taking a lock fails with
  * LOCK_UNAVAILABLE within a second, retries included, when the connection is refused, the host
- * is unknown, or TLS fails; the message and the cause chain name the reason (what `fetch
- * failed` hides in its cause), and the token never shows. An endpoint that never answers fails
- * within about one request deadline, with a `TimeoutError`.
+ * is unknown, TLS fails, or the gateway's own Redis is down; the message and the cause chain
+ * name the reason (what `fetch failed` hides in its cause), and the token never shows. An
+ * endpoint that never answers fails within about one request deadline, with a `TimeoutError`.
  */
 
 import { Redis as Upstash } from "@upstash/redis";
 import { createLocker, RedisLock } from "edgelock";
-import { type RunningGateway, startGateway } from "edgelock/gateway";
+import { gatewayRedis, type RunningGateway, startGateway } from "edgelock/gateway";
 import { upstashAdapter } from "edgelock/upstash";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectUnavailable, TAKES, timedFailure } from "../support/fast-failure.js";
 import { type HttpFaultProxy, startHttpFaultProxy } from "../support/http-fault-proxy.js";
@@ -93,6 +94,35 @@ describe("upstash adapter, with the client's defaults, when the endpoint cannot 
         code,
         secrets: [TOKEN],
       });
+    }
+  });
+
+  it("fails within a second, saying why, when the gateway's Redis is down", async () => {
+    const behind = await startRedisServer();
+    const redis: Redis = await gatewayRedis(behind.url);
+    const front = await startGateway({ redis, tokens: [TOKEN], port: 0 });
+    try {
+      const refused = new Promise<void>((resolve) => {
+        redis.on("error", (error: Error & { code?: string }) => {
+          if (error.code === "ECONNREFUSED") resolve();
+        });
+      });
+      await behind.kill();
+      await refused; // the gateway's client tried to connect again, and was refused
+      for (const [name, take] of TAKES) {
+        const { error, elapsed } = await timedFailure(() => take(lockerAt(front.url)));
+        expect(elapsed, name).toBeLessThan(1_000);
+        expectUnavailable(error, {
+          operation: "acquire",
+          key: "job",
+          reason: /redis is unavailable: connect ECONNREFUSED 127\.0\.0\.1:\d+/,
+          secrets: [TOKEN],
+        });
+      }
+    } finally {
+      await front.close();
+      redis.disconnect();
+      await behind.stop();
     }
   });
 
