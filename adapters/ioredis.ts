@@ -32,6 +32,7 @@ import {
 import { type Corkable, coalescer } from "./coalesce.js";
 import { type ConnectionWatch, type WatchedClient, watchConnection } from "./connection-watch.js";
 import { Deadlines } from "./deadlines.js";
+import { withoutArguments } from "./without-arguments.js";
 
 /**
  * The part of an ioredis `Redis` or `Cluster` client the adapter uses. The connection's events
@@ -273,21 +274,6 @@ class SubscriptionHub {
       connection?.unsubscribe(channel).catch(() => {});
     }
   }
-}
-
-/**
- * An ioredis error without the failed command's arguments, which hold the lock token (or, for
- * the handshake, the password): ioredis attaches them as `command.args`, and Redis echoes them in
- * "unknown command '…', with args beginning with: …". A fresh Error with the same name and the
- * message up to the echo; errors without either pass through untouched.
- */
-function withoutArguments(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  const echo = error.message.indexOf(", with args beginning with:");
-  if (echo < 0 && !("command" in error)) return error;
-  const clean = new Error(echo < 0 ? error.message : error.message.slice(0, echo));
-  clean.name = error.name;
-  return clean;
 }
 
 /**
