@@ -7,9 +7,11 @@
  * `getaddrinfo ENOTFOUND …`, `WRONGPASS …`, a certificate error), and fails later requests at once
  * until the client is ready again.
  *
- * Only a failed attempt counts (an error while the client is `connecting`, or in its handshake):
- * a connection that drops while `ready` is left to reconnect, so a reset to a live server costs
- * nothing more than the reconnection. A server that is restarting does fail requests meanwhile.
+ * Only a failed attempt counts (an error while the client is `connecting`, or in its handshake),
+ * and not one whose connection was cut (reset, broken pipe, timed out): that is what a flaky
+ * network or proxy does, and the next attempt may well connect, so requests keep waiting for it,
+ * up to their deadline, whose message then gives the last error. A connection that drops while
+ * `ready` is likewise left to reconnect. A server that is restarting does fail requests meanwhile.
  *
  * The commands stay in ioredis's queue, and may still be sent if it reconnects: that is safe, as
  * the lock core follows every failed acquire with a release of the same token, which ioredis
@@ -21,6 +23,7 @@
  */
 
 import type { DeadlineGroup, Deadlines } from "./deadlines.js";
+import { withoutArguments } from "./without-arguments.js";
 
 /** The part of an ioredis `Redis` or `Cluster` client watched (an EventEmitter with a status). */
 export interface WatchedClient {
@@ -31,33 +34,50 @@ export interface WatchedClient {
   listenerCount(event: "error"): number;
 }
 
+/** The codes of a connection cut short, which the next attempt may not meet. */
+const CUT = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
+
 /** The connection of one client, as its events tell it. */
 export class ConnectionWatch implements DeadlineGroup {
   /** The deadlines with requests pending on this client: a failed attempt abandons them. */
   readonly busy = new Set<Deadlines>();
   readonly #client: WatchedClient;
+  #last: Error | undefined;
+  /** The last failed attempt's error, if it was not a cut connection. */
   #failure: Error | undefined;
 
   constructor(client: WatchedClient) {
     this.#client = client;
     client.on("error", (error) => this.#failed(error));
     client.on("ready", () => {
+      this.#last = undefined;
       this.#failure = undefined;
     });
   }
 
-  /** The error of the last attempt to connect, while the client is not ready; else undefined. */
+  /**
+   * The error of the last attempt to connect, while the client is not ready and that attempt
+   * failed for a reason other than a cut connection; else undefined.
+   */
   get failure(): Error | undefined {
     return this.#client.status === "ready" ? undefined : this.#failure;
   }
 
+  /** The last error the client reported since it was last ready, without secrets. */
+  get last(): Error | undefined {
+    return this.#last;
+  }
+
   /**
-   * While the client is not ready, that it is not connected (a server that never completes the
-   * TLS handshake, say, fails nothing, so the deadline is all there is to tell it by).
+   * While the client is not ready, that it is not connected, and the last error (a server that
+   * never completes the TLS handshake, say, fails nothing, so the deadline is all there is to
+   * tell it by).
    */
   get unready(): string | undefined {
     const { status } = this.#client;
-    return status === "ready" ? undefined : `not connected (ioredis status "${status}")`;
+    if (status === "ready") return undefined;
+    const last = this.#last ? `; last error: ${this.#last.message}` : "";
+    return `not connected (ioredis status "${status}"${last})`;
   }
 
   #failed(error: Error): void {
@@ -66,9 +86,12 @@ export class ConnectionWatch implements DeadlineGroup {
     if (client.listenerCount("error") === 1) {
       console.error("[ioredis] Unhandled error event:", error.stack);
     }
+    const clean = withoutArguments(error);
+    this.#last = clean;
     if (client.status !== "connecting" && client.status !== "connect") return;
-    this.#failure = error;
-    for (const deadlines of [...this.busy]) deadlines.abandon(error);
+    if (CUT.has((error as { code?: string }).code ?? "")) return;
+    this.#failure = clean;
+    for (const deadlines of [...this.busy]) deadlines.abandon(clean);
   }
 }
 

@@ -145,7 +145,7 @@ function awaited<T>(
   const failure = watch?.failure;
   if (failure === undefined) return deadlines.run(command);
   command.catch(() => {}); // its outcome is no longer awaited
-  return Promise.reject(withoutArguments(failure));
+  return Promise.reject(failure);
 }
 
 /**
@@ -308,7 +308,7 @@ export const ioredisTransport: LockTransport = {
       await deadlines.run(client.connect());
     } catch (error) {
       client.disconnect();
-      throw withoutArguments(watch?.failure ?? error);
+      throw watch?.last ?? withoutArguments(error); // ioredis says only "Connection is closed."
     }
     return {
       adapter: ioredisAdapter(client),
