@@ -107,8 +107,10 @@ function sender(redis: object, options: UpstashAdapterOptions) {
  * `HttpClient.request` reads everything it needs from `this` (URL, headers, options, `retry`)
  * and writes only the read-your-writes token (`upstashSyncToken`) and a header on `this.headers`:
  * reads other than `retry`, and every write, reach the client's own requester, so the token
- * stays shared with the application's commands, and nothing of the client is changed. A client
- * with middleware (`redis.use`) calls its requester itself, with its own retries.
+ * stays shared with the application's commands, and nothing of the client is changed. (An object
+ * whose prototype is the requester would not do: the token written on it would stay its own, so
+ * read-your-writes would no longer hold between the application's commands and the lock's.) A
+ * client with middleware (`redis.use`) calls its requester itself, with its own retries.
  */
 function sendingOnce(requester: UpstashRequester): UpstashRequester {
   return new Proxy(requester, {
