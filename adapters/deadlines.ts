@@ -1,15 +1,29 @@
 /**
  * Deadlines for many requests that share one timeout, kept with one timer for all of them
  * instead of a timer (and a race) per request: requests end in the order they were given a
- * deadline, so the pending ones form a queue whose head always expires first.
+ * deadline, so the pending ones form a queue whose head always expires first. Given the
+ * connection's {@link DeadlineGroup}, the requests are given up on all at once, before their
+ * deadline, when it is known to be down, and a timeout says whether it was connected at all.
  *
  * @module
  */
 
+/**
+ * The connection a {@link Deadlines}' requests go over, as far as it can tell: which Deadlines
+ * have requests pending on it (to {@link Deadlines.abandon} them when it is known to be down),
+ * and why an answer may be late.
+ */
+export interface DeadlineGroup {
+  /** The Deadlines with requests pending; each joins while it has any. */
+  readonly busy: Set<Deadlines>;
+  /** Why requests may go unanswered now (added to a timeout's message), if known. */
+  readonly unready: string | undefined;
+}
+
 /** One request's deadline. */
 interface Pending {
   readonly at: number;
-  readonly reject: (error: Error) => void;
+  readonly reject: (error: unknown) => void;
   settled: boolean;
 }
 
@@ -28,15 +42,24 @@ interface Pending {
 export class Deadlines {
   readonly #ms: number;
   readonly #failure: (error: unknown) => unknown;
+  readonly #group: DeadlineGroup | undefined;
   #queue: Pending[] = [];
   #head = 0;
   #open = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  /** `failure` maps each request's error before it is passed on (to strip secrets, say). */
-  constructor(ms: number, failure: (error: unknown) => unknown = (error) => error) {
+  /**
+   * `failure` maps each request's error before it is passed on (to strip secrets, say). While
+   * requests are pending, this instance is in `group.busy`.
+   */
+  constructor(
+    ms: number,
+    failure: (error: unknown) => unknown = (error) => error,
+    group?: DeadlineGroup,
+  ) {
     this.#ms = ms;
     this.#failure = failure;
+    this.#group = group;
   }
 
   /** How many requests are waiting for an answer. */
@@ -52,7 +75,7 @@ export class Deadlines {
     return new Promise<T>((resolve, reject) => {
       const pending: Pending = { at: performance.now() + this.#ms, reject, settled: false };
       this.#queue.push(pending);
-      this.#open++;
+      if (this.#open++ === 0) this.#group?.busy.add(this);
       if (this.#timer === undefined) this.#arm();
       request.then(
         (value) => {
@@ -67,10 +90,24 @@ export class Deadlines {
     });
   }
 
+  /**
+   * Rejects every pending request at once with `error` (mapped by `failure`), as if its deadline
+   * had passed; an answer that comes later changes nothing.
+   */
+  abandon(error: unknown): void {
+    const pending = this.#queue.slice(this.#head);
+    for (const request of pending) {
+      if (request.settled) continue;
+      this.#settle(request);
+      request.reject(this.#failure(error));
+    }
+  }
+
   #settle(pending: Pending): void {
     if (pending.settled) return;
     pending.settled = true;
     if (--this.#open > 0) return;
+    this.#group?.busy.delete(this);
     this.#queue = [];
     this.#head = 0;
   }
@@ -99,7 +136,7 @@ export class Deadlines {
       this.#head++;
       if (first.settled) continue;
       this.#settle(first);
-      first.reject(timeoutError(this.#ms));
+      first.reject(timeoutError(this.#ms, this.#group?.unready));
     }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
@@ -113,8 +150,8 @@ export class Deadlines {
  * The error of a request that ran out its deadline, named `TimeoutError` as web-standard
  * timeouts are, so the lock core knows not to send it again (it would wait as long once more).
  */
-function timeoutError(ms: number): Error {
-  const error = new Error(`Redis did not answer within ${ms} ms`);
+function timeoutError(ms: number, why: string | undefined): Error {
+  const error = new Error(`Redis did not answer within ${ms} ms${why ? `: ${why}` : ""}`);
   error.name = "TimeoutError";
   return error;
 }

@@ -4,6 +4,9 @@
  * - Scripts run with `EVALSHA`, and with `EVAL` only after a real `NOSCRIPT` reply.
  * - Every command has a deadline (`commandTimeout`), so a dead connection fails the operation
  *   instead of hanging it; the core then retries with the same token, which is safe.
+ * - A client that cannot connect fails commands at once, with the reason (see
+ *   `connection-watch.ts`): a refused connection, an unknown host, a wrong password or a TLS
+ *   error is reported in milliseconds, not after the deadline.
  * - Errors are stripped of the command's arguments, so a lock token never appears in them.
  * - While requests are in flight, the commands issued in one turn of the event loop leave in
  *   one write (see `coalesce.ts`).
@@ -27,10 +30,15 @@ import {
   type Unsubscribe,
 } from "edgelock";
 import { type Corkable, coalescer } from "./coalesce.js";
+import { type ConnectionWatch, type WatchedClient, watchConnection } from "./connection-watch.js";
 import { Deadlines } from "./deadlines.js";
+import { withoutArguments } from "./without-arguments.js";
 
-/** The part of an ioredis `Redis` or `Cluster` client the adapter uses. */
-export interface IoredisClient {
+/**
+ * The part of an ioredis `Redis` or `Cluster` client the adapter uses. The connection's events
+ * and `status` are optional: without them, a client that cannot connect fails at the deadline.
+ */
+export interface IoredisClient extends Partial<WatchedClient> {
   evalsha(sha1: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>;
   eval(script: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>;
   /** A new connection with the same options, used for subscriptions. */
@@ -78,6 +86,11 @@ export interface IoredisAdapterOptions {
 /**
  * Creates the TCP transport over an ioredis client (`Redis` or `Cluster`).
  *
+ * To learn why a connection fails, the adapter adds one `error` and one `ready` listener to the
+ * client (once per client, however many adapters share it; they stay for the client's lifetime).
+ * While no other `error` listener is attached, it prints what ioredis prints for errors nobody
+ * listens to (`[ioredis] Unhandled error event: …`), so the console shows the same as before.
+ *
  * @example
  * ```ts
  * import Redis from "ioredis";
@@ -98,7 +111,8 @@ export function ioredisAdapter(
     );
   }
   const timeout = checkDuration(options.commandTimeout ?? 2000, "commandTimeout", 1);
-  const deadlines = new Deadlines(timeout, withoutArguments);
+  const watch = watchConnection(client);
+  const deadlines = new Deadlines(timeout, withoutArguments, watch);
   const coalesce = coalescer(
     () => client.stream,
     () => deadlines.pending,
@@ -107,11 +121,11 @@ export function ioredisAdapter(
     coalesce();
     return evalWithFallback(
       script,
-      (sha1) => deadlines.run(client.evalsha(sha1, keys.length, ...keys, ...args)),
-      (lua) => deadlines.run(client.eval(lua, keys.length, ...keys, ...args)),
+      (sha1) => awaited(client.evalsha(sha1, keys.length, ...keys, ...args), deadlines, watch),
+      (lua) => awaited(client.eval(lua, keys.length, ...keys, ...args), deadlines, watch),
     );
   };
-  const replication = replicated(client, run, timeout, options.waitReplicas);
+  const replication = replicated(client, run, timeout, options.waitReplicas, watch);
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
   if (options.notifications === false) return adapter;
   const hub = new SubscriptionHub(client, deadlines);
@@ -124,6 +138,22 @@ export function ioredisAdapter(
 }
 
 /**
+ * A command's reply within the deadline; or, if the client is known to be unable to connect, its
+ * connection's error at once. The command was handed to ioredis all the same, so that it keeps
+ * its place before the release the core sends after a failed acquire.
+ */
+function awaited<T>(
+  command: Promise<T>,
+  deadlines: Deadlines,
+  watch: ConnectionWatch | undefined,
+): Promise<T> {
+  const failure = watch?.failure;
+  if (failure === undefined) return deadlines.run(command);
+  command.catch(() => {}); // its outcome is no longer awaited
+  return Promise.reject(failure);
+}
+
+/**
  * `evalScript` that, after an acquire script grants the lock, sends `WAIT` for the configured
  * replicas on the same connection, and releases the lock and fails if too few acknowledge.
  * Undefined when `waitReplicas` is not set.
@@ -133,6 +163,7 @@ function replicated(
   run: LockAdapter["evalScript"],
   timeout: number,
   options: IoredisAdapterOptions["waitReplicas"],
+  watch: ConnectionWatch | undefined,
 ): LockAdapter["evalScript"] | undefined {
   if (options === undefined) return undefined;
   const call = client.call?.bind(client);
@@ -150,13 +181,13 @@ function replicated(
     );
   }
   const wait = checkDuration(options.timeout, "waitReplicas.timeout", 1);
-  const deadlines = new Deadlines(timeout + wait, withoutArguments);
+  const deadlines = new Deadlines(timeout + wait, withoutArguments, watch);
   return async (script, keys, args) => {
     const reply = await run(script, keys, args);
     // Only a grant waits: a bare fence, or {1 or 2, fence, ttl}; {0, 0, pttl} is a refusal.
     const granted = typeof reply === "number" || (Array.isArray(reply) && reply[0] !== 0);
     if (script.sha1 !== acquireScript.sha1 || !granted) return reply;
-    const acknowledged = Number(await deadlines.run(call("WAIT", replicas, wait)));
+    const acknowledged = Number(await awaited(call("WAIT", replicas, wait), deadlines, watch));
     if (acknowledged >= replicas) return reply;
     await run(releaseScript, keys, args.slice(0, 2)).catch(() => 0); // same keys, token, retention
     throw new Error(`${acknowledged} of ${replicas} replicas acknowledged within ${wait} ms`);
@@ -251,23 +282,10 @@ class SubscriptionHub {
 }
 
 /**
- * An ioredis error without the failed command's arguments, which hold the lock token (or, for
- * the handshake, the password): ioredis attaches them as `command.args`, and Redis echoes them in
- * "unknown command '…', with args beginning with: …". A fresh Error with the same name and the
- * message up to the echo; errors without either pass through untouched.
- */
-function withoutArguments(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  const echo = error.message.indexOf(", with args beginning with:");
-  if (echo < 0 && !("command" in error)) return error;
-  const clean = new Error(echo < 0 ? error.message : error.message.slice(0, echo));
-  clean.name = error.name;
-  return clean;
-}
-
-/**
  * The `redis://` and `rediss://` transport of `RedisLock`: creates (and on close quits) its own
  * ioredis client for the resolved host, port, credentials and database; TLS for `rediss://`.
+ * Connecting and `ping` have the adapter's deadline (2 s), and a failure to connect is reported
+ * with its reason (a refused connection, a wrong password, a TLS error).
  *
  * @example
  * ```ts
@@ -286,25 +304,20 @@ export const ioredisTransport: LockTransport = {
       db: target.db,
       tls: target.protocol === "rediss:" ? {} : undefined,
       lazyConnect: true,
-      commandTimeout: 2000,
       maxRetriesPerRequest: 1,
     });
     client.on("error", () => {}); // failures surface through the commands that meet them
+    const watch = watchConnection(client);
+    const deadlines = new Deadlines(2000, withoutArguments, watch);
     try {
-      await client.connect();
+      await deadlines.run(client.connect());
     } catch (error) {
       client.disconnect();
-      throw withoutArguments(error);
+      throw watch?.last ?? withoutArguments(error); // ioredis says only "Connection is closed."
     }
     return {
       adapter: ioredisAdapter(client),
-      ping: () =>
-        client.ping().then(
-          () => undefined,
-          (error: unknown) => {
-            throw withoutArguments(error);
-          },
-        ),
+      ping: () => awaited(client.ping(), deadlines, watch).then(() => undefined),
       close: async () => void (await client.quit().catch(() => client.disconnect())),
     };
   },

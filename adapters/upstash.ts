@@ -6,9 +6,13 @@
  * - One HTTP request per operation: scripts go straight to the client's requester, never into
  *   its auto-pipeline, so they are not batched with (or failed together with) application traffic.
  * - `EVALSHA`, and `EVAL` only after a real `NOSCRIPT` reply.
- * - Every request has its own deadline (`requestTimeout`), which aborts it for real; the lock core
- *   then retries with the same token, which is safe because every operation is idempotent.
- * - Error messages are stripped of the echoed command, so a lock token never appears in them.
+ * - Every request is sent once: the client's own retries (5, with backoff, by default) are not
+ *   used, since the lock core retries with the same token itself, which is safe because every
+ *   operation is idempotent. A refused connection fails in milliseconds.
+ * - Every request has its own deadline (`requestTimeout`), which aborts it for real; a request
+ *   that runs out of it (a `TimeoutError`) is not sent again.
+ * - Error messages are stripped of the echoed command, so a lock token never appears in them,
+ *   and name the reason a `fetch` failed (`fetch failed: connect ECONNREFUSED …`).
  * - No pub/sub over REST: waiters back off with full jitter, bounded by the holder's lease.
  *
  * @module
@@ -35,6 +39,9 @@ interface UpstashRequester {
   request(request: UpstashRequest): Promise<{ result?: unknown; error?: string }>;
 }
 
+/** The requester's retry setting that sends each request once (`attempts` counts the retries). */
+const ONCE = { attempts: 0, backoff: () => 0 };
+
 /** Options of {@link upstashAdapter}. */
 export interface UpstashAdapterOptions {
   /**
@@ -47,7 +54,9 @@ export interface UpstashAdapterOptions {
 /**
  * Creates the HTTP transport over an `@upstash/redis` `Redis` client. Any client settings work
  * (auto-pipelining, either response encoding, automatic deserialization on or off); see the
- * README for the recommended ones.
+ * README for the recommended ones. The client's `retry` setting applies to the application's
+ * commands only: the adapter sends each of its requests once (see {@link sendingOnce}), without
+ * changing the client.
  *
  * @example
  * ```ts
@@ -80,7 +89,7 @@ export function upstashAdapter(redis: object, options: UpstashAdapterOptions = {
  * or rejecting with the (redacted) error.
  */
 function sender(redis: object, options: UpstashAdapterOptions) {
-  const requester = requesterOf(redis);
+  const requester = sendingOnce(requesterOf(redis));
   if (typeof options !== "object" || options === null) {
     throw new InvalidArgumentError(
       "options",
@@ -96,11 +105,27 @@ function sender(redis: object, options: UpstashAdapterOptions) {
         signal: () => AbortSignal.timeout(timeout),
       });
     } catch (error) {
-      throw redact(error);
+      throw withReason(redact(error));
     }
     if (reply.error !== undefined) throw new Error(reply.error);
     return reply.result;
   };
+}
+
+/**
+ * The client's requester, seen through a proxy that reads its `retry` setting as "send once".
+ * `HttpClient.request` reads everything it needs from `this` (URL, headers, options, `retry`)
+ * and writes only the read-your-writes token (`upstashSyncToken`) and a header on `this.headers`:
+ * reads other than `retry`, and every write, reach the client's own requester, so the token
+ * stays shared with the application's commands, and nothing of the client is changed. (An object
+ * whose prototype is the requester would not do: the token written on it would stay its own, so
+ * read-your-writes would no longer hold between the application's commands and the lock's.) A
+ * client with middleware (`redis.use`) calls its requester itself, with its own retries.
+ */
+function sendingOnce(requester: UpstashRequester): UpstashRequester {
+  return new Proxy(requester, {
+    get: (target, name) => (name === "retry" ? ONCE : Reflect.get(target, name)),
+  });
 }
 
 /**
@@ -188,4 +213,20 @@ function redact(error: unknown): unknown {
   const clean = new Error(kept);
   clean.name = error.name;
   return clean;
+}
+
+/**
+ * The error with the reason from its cause added to its message, when the message does not have
+ * it: `fetch` rejects with "fetch failed" and the reason (`connect ECONNREFUSED …`, `getaddrinfo
+ * ENOTFOUND …`, a certificate error) in its `cause`, which may have only a `code`. The original
+ * is kept as the cause.
+ */
+function withReason(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const cause = error.cause as { message?: unknown; code?: unknown } | null | undefined;
+  const reason = String(cause?.message || cause?.code || "").trim();
+  if (reason === "" || error.message.includes(reason)) return error;
+  const told = new Error(`${error.message}: ${reason}`, { cause: error });
+  told.name = error.name;
+  return told;
 }

@@ -13,6 +13,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import type { Redis } from "ioredis";
+import { watchConnection } from "../connection-watch";
 import { createAuthenticator, type GatewayToken } from "./auth";
 import { DEFAULT_MAX_BODY_BYTES, parseCommand, parseCommands, readBody } from "./body";
 import { type Access, commandRejection } from "./commands";
@@ -25,7 +26,8 @@ import { encodeReply, type ReplyEncoding, type ReplyValue, replyEncodingOf } fro
 export interface GatewayAppOptions {
   /**
    * The Redis connection every request shares, with `protocol: 2`; {@link gatewayRedis} makes
-   * one with the right settings. The caller owns it: the app never closes it.
+   * one with the right settings. The caller owns it: the app never closes it. The app adds one
+   * `error` and one `ready` listener to it, to say in its 503s why Redis cannot be reached.
    */
   redis: Redis;
   /** The tokens accepted: strings are read-write; `{ token, readOnly: true }` may only read. */
@@ -91,6 +93,7 @@ function checkResponseFormat(request: Request): void {
 export function createGatewayApp(options: GatewayAppOptions): Hono<GatewayEnv> {
   const { redis } = options;
   assertGatewayClient(redis);
+  watchConnection(redis); // from now on, a 503 says why Redis cannot be reached
   const authenticate = createAuthenticator(options.tokens);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {

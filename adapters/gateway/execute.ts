@@ -16,6 +16,7 @@
  */
 
 import type { Redis } from "ioredis";
+import { watchConnection } from "../connection-watch";
 import { asciiUpperCase, type Command } from "./commands";
 import { GatewayError } from "./errors";
 
@@ -27,19 +28,24 @@ function isRedisError(error: unknown): error is Error {
   return error instanceof Error && error.name === "ReplyError";
 }
 
-/** The 503 for a failure that is not a Redis reply. */
-function unavailable(error: unknown): GatewayError {
-  const detail = error instanceof Error ? error.message : String(error);
+/**
+ * The 503 for a failure that is not a Redis reply. While the connection cannot be made again, it
+ * says why (`connect ECONNREFUSED …`) instead of what ioredis says of the command ("Stream isn't
+ * writeable…").
+ */
+function unavailable(redis: Redis, error: unknown): GatewayError {
+  const cause = watchConnection(redis)?.failure ?? error;
+  const detail = cause instanceof Error ? cause.message : String(cause);
   const message = /timed out/i.test(detail)
     ? "ERR redis command timed out; it may or may not have been applied"
     : `ERR redis is unavailable: ${detail}`;
-  return new GatewayError(503, message, { cause: error });
+  return new GatewayError(503, message, { cause });
 }
 
-function settle(result: PromiseSettledResult<unknown>): Outcome {
+function settle(redis: Redis, result: PromiseSettledResult<unknown>): Outcome {
   if (result.status === "fulfilled") return { reply: result.value };
   if (isRedisError(result.reason)) return { error: result.reason.message };
-  throw unavailable(result.reason);
+  throw unavailable(redis, result.reason);
 }
 
 const send = (redis: Redis, [name, ...args]: Command) =>
@@ -55,7 +61,7 @@ export async function runCommand(redis: Redis, command: Command): Promise<Outcom
     return { reply: await send(redis, command) };
   } catch (error) {
     if (isRedisError(error)) return { error: error.message };
-    throw unavailable(error);
+    throw unavailable(redis, error);
   }
 }
 
@@ -78,7 +84,7 @@ export async function runPipeline(
   );
   return results.map((result, index) => {
     const refusal = skip[index];
-    return refusal === undefined ? settle(result) : { error: refusal };
+    return refusal === undefined ? settle(redis, result) : { error: refusal };
   });
 }
 
@@ -99,12 +105,12 @@ export async function runTransaction(
     replies = await transaction.exec();
   } catch (error) {
     if (isRedisError(error)) throw new GatewayError(400, error.message, { cause: error });
-    throw unavailable(error);
+    throw unavailable(redis, error);
   }
   if (replies === null) throw new GatewayError(400, "EXECABORT Transaction discarded");
   return replies.map(([error, reply]) => {
     if (error === null) return { reply };
     if (isRedisError(error)) return { error: error.message };
-    throw unavailable(error);
+    throw unavailable(redis, error);
   });
 }

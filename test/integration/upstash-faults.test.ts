@@ -104,6 +104,22 @@ describe("upstash adapter under faults", () => {
     }
   });
 
+  it("sends a failed request once, leaving the client's own retries to the application", async () => {
+    const client = upstashClient(proxy.url, TOKEN); // the client's defaults: 5 retries
+    const locker = createLocker({ adapter: upstashAdapter(client), prefix, retries: 0 });
+    await warmUp(locker);
+    proxy.inject({ kind: "drop-response" }); // applied, but the client never hears back
+    await expect(locker.tryAcquire("once", 5_000)).rejects.toMatchObject({
+      code: "LOCK_UNAVAILABLE",
+    });
+    await requestsSeen(2); // the acquire, sent once, and the release that undoes it
+    expect(await locker.inspect("once")).toMatchObject({ held: false });
+    proxy.requests.length = 0;
+    proxy.inject({ kind: "drop-response" });
+    expect(await client.set(`${prefix}:app`, "v")).toBe("OK"); // the client retried it itself
+    expect(proxy.requests).toHaveLength(2);
+  });
+
   it("classifies 5xx, HTML error pages and empty bodies as unavailable, never as held", async () => {
     const locker = lockerVia({ retry: { retries: 0 } });
     await warmUp(locker);
