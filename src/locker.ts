@@ -191,8 +191,7 @@ export class Locker {
     try {
       watch.check();
       // Abandoned in flight, the attempt may still take the lock: release it once it lands.
-      const leave = () =>
-        this.#ops.release(key, names, token, this.#tellWaiters).catch(() => false);
+      const leave = () => this.#leave(key, names, token);
       const outcome = await watch.race(this.#attempt(key, names, token, ttl), (late) =>
         late.then(leave, leave),
       );
@@ -324,7 +323,7 @@ export class Locker {
     const token = newToken(); // one token for every attempt: a retried attempt is idempotent
     const deadline = now() + timeout;
     const watch = new AbortWatch(wait.signal);
-    const leave = () => this.#ops.release(key, names, token, this.#tellWaiters).catch(() => false);
+    const leave = () => this.#leave(key, names, token);
     const room = this.#room;
     let seat = room?.seatIfOpen(names.lock, waiterId(token));
     let queuedAt: number | undefined; // when the request that put this token in line was sent
@@ -378,6 +377,14 @@ export class Locker {
   }
 
   /**
+   * Releases whatever `token` has (a lock, or a place in line) for an acquisition that gave up;
+   * never rejects (a failure leaves a lease to expire, an entry to be passed over).
+   */
+  #leave(key: string, names: LockNames, token: string): Promise<boolean> {
+    return this.#ops.release(key, names, token, this.#tellWaiters).catch(() => false);
+  }
+
+  /**
    * The lease of a lock handed over to this waiter, which knows only that the hand-off came after
    * its request to join the line was sent (`queuedAt`). If less than half the ttl is left by that
    * reckoning, undefined: the next attempt then claims the lock with a fresh lease (or, if it
@@ -417,16 +424,13 @@ export class Locker {
         if (!reply.acquired) return { holderTtl: reply.holderTtl };
         if (leaseDeadline(sentAt, reply.ttl, this.#driftFactor) <= now()) {
           const lapsed = { holderTtl: -1 };
-          return this.#ops.release(key, names, token).then(
-            () => lapsed,
-            () => lapsed,
-          );
+          return this.#leave(key, names, token).then(() => lapsed);
         }
         const { fence, ttl: granted } = reply;
         return this.#lease({ key, names, token, fence, ttl, sentAt, granted });
       },
       (error: unknown) => {
-        this.#ops.release(key, names, token).catch(() => {});
+        this.#leave(key, names, token);
         throw error;
       },
     );
