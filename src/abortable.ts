@@ -92,10 +92,15 @@ export class AbortWatch {
  * ```
  */
 export async function raced<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  // The promise left behind may still reject (with the same reason, say): nobody waits for it.
+  const abandon = (late: Promise<T>) => void late.catch(() => {});
+  if (signal.aborted) {
+    abandon(promise);
+    throw signal.reason;
+  }
   const watch = new AbortWatch(signal);
   try {
-    watch.check();
-    return await watch.race(promise, () => {});
+    return await watch.race(promise, abandon);
   } finally {
     watch.dispose();
   }
