@@ -52,7 +52,9 @@ export interface LockerOptions {
    */
   maxRetryDelay?: number;
   /**
-   * Fraction of the ttl subtracted from a lease's validity for clock rate drift (plus 2 ms).
+   * Fraction of the ttl subtracted from a lease's validity for clock rate drift, on top of 2 ms
+   * and a tenth of the ttl, at most 50 ms, for timers that fire late on a busy host (the margin
+   * is 57 ms at a 500 ms ttl by default). Raise it where timers can be later than that.
    * @default 0.01
    */
   driftFactor?: number;

@@ -18,13 +18,6 @@ const FINISH_TIMEOUT_MS = 20_000;
 /** Command deadline of the clients' ioredis adapters: short, so faults surface quickly. */
 export const COMMAND_TIMEOUT_MS = 200;
 
-/**
- * The drift factor of holders whose loss must be signalled before the server-side expiry: the
- * default margin (1 % of the ttl + 2 ms, 12 ms at 1 s) is less than the timer lag a loaded CI
- * machine can show, so these runs take 5 % (52 ms).
- */
-export const LOADED_DRIFT = 0.05;
-
 /** The state and helpers of one run. */
 export class RunContext {
   readonly history = new History();

@@ -171,7 +171,7 @@ describe.each([3, 5])("redlock over %i redis-servers", (count) => {
     // It waited the timeout for the paused instances, then took the lock with the others.
     expect(performance.now() - started).toBeGreaterThanOrEqual(299);
     expect(performance.now() - started).toBeLessThan(300 + 200);
-    expect(lease.remaining()).toBeLessThanOrEqual(5_000 - 52 - 300);
+    expect(lease.remaining()).toBeLessThanOrEqual(5_000 - 102 - 300); // less drift and the wait
     expect(await lease.release()).toBe(true);
     for (const { server } of paused) server.resume();
     // The paused instances now run the acquire and then the release queued on their connections.
@@ -310,8 +310,8 @@ describe.each([3, 5])("redlock over %i redis-servers", (count) => {
         instances.map(({ client }) => client.pttl(names("slow").lock)),
       );
       const left = lease.remaining();
-      // ttl − drift (2000 × 1% + 2 ms) − the ≥ 230 ms the quorum took to answer
-      expect(left).toBeLessThanOrEqual(2_000 - 22 - 200);
+      // ttl − drift (2000 × 1 % + 2 ms + 50 ms) − the ≥ 230 ms the quorum took to answer
+      expect(left).toBeLessThanOrEqual(2_000 - 72 - 200);
       expect(left).toBeGreaterThan(0);
       // Every instance's lock outlives the lease on this client's clock.
       const holding = pttls.filter((pttl) => pttl > 0);

@@ -13,6 +13,7 @@ import {
 } from "edgelock";
 import { memoryAdapter } from "edgelock/memory";
 import { describe, expect, it, vi } from "vitest";
+import { leaseDeadline } from "../../src/lease.js";
 import { activeTimers, delay, gate, record, rejection } from "./helpers.js";
 
 const TOKEN = /^el1\.[A-Za-z0-9_-]{36}$/;
@@ -796,6 +797,26 @@ describe("an extension answered after the lease ran out", () => {
   });
 });
 
+describe("the drift margin", () => {
+  // ttl × driftFactor + 2 ms + a tenth of the ttl, at most 50 ms, for timers running late.
+  it.each([
+    [10, 7],
+    [100, 87],
+    [250, 221],
+    [500, 443],
+    [1_000, 938],
+    [30_000, 29_648],
+  ])("a %i ms lease is valid here for %i ms from before its request", (ttl, valid) => {
+    expect(leaseDeadline(1_000, ttl, 0.01)).toBe(1_000 + valid);
+  });
+
+  it("driftFactor adds its share of the ttl to the timer allowance", () => {
+    expect(leaseDeadline(0, 1_000, 0)).toBe(948);
+    expect(leaseDeadline(0, 1_000, 0.05)).toBe(898);
+    expect(leaseDeadline(0, 10, 0)).toBe(7);
+  });
+});
+
 describe("a lease that arrives too late", () => {
   function slowReplies(ms: number) {
     return record(memoryAdapter(), async (call, run) => {
@@ -814,7 +835,8 @@ describe("a lease that arrives too late", () => {
   });
 
   it("a reply past the local validity (ttl − drift): the still-held lock is released", async () => {
-    // ttl 1000 with driftFactor 0.45: valid locally for 1000 − 452 = 548 ms; Redis keeps it 1 s.
+    // ttl 1000 with driftFactor 0.45: valid locally for 1000 − (450 + 2 + 50) = 498 ms; Redis
+    // keeps it 1 s.
     const recording = slowReplies(650);
     const locker = createLocker({ adapter: recording.adapter, driftFactor: 0.45 });
     expect(await locker.tryAcquire("job", 1_000)).toBeNull();
@@ -825,12 +847,12 @@ describe("a lease that arrives too late", () => {
   });
 
   it("a reply within the validity is kept", async () => {
-    // Valid locally for 1000 − 402 = 598 ms from when the request was sent.
+    // Valid locally for 1000 − (400 + 2 + 50) = 548 ms from when the request was sent.
     const recording = slowReplies(50);
     const locker = createLocker({ adapter: recording.adapter, driftFactor: 0.4 });
     const lease = await mustAcquire(locker.tryAcquire("job", 1_000));
     expect(lease.remaining()).toBeGreaterThan(0);
-    expect(lease.remaining()).toBeLessThanOrEqual(598 - 45);
+    expect(lease.remaining()).toBeLessThanOrEqual(548 - 45);
     expect(recording.of("release")).toHaveLength(0);
     await lease.release();
   });

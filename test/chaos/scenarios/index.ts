@@ -5,6 +5,7 @@
 import type { Scenario } from "../scenario.js";
 import {
   abortDuringAcquire,
+  cpuHogDuringHold,
   eventLoopBlocked,
   holderKilled,
   holderPaused,
@@ -40,4 +41,5 @@ export const scenarios: readonly Scenario[] = [
   redisRestarted,
   holderKilled,
   redisUnavailable,
+  cpuHogDuringHold,
 ];

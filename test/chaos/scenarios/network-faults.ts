@@ -7,7 +7,7 @@ import { acquireScript } from "edgelock";
 import { expect } from "vitest";
 import type { HistoryEvent } from "../history.js";
 import type { Transport } from "../protocol.js";
-import { LOADED_DRIFT, type RunContext } from "../run-context.js";
+import type { RunContext } from "../run-context.js";
 import type { Scenario } from "../scenario.js";
 import type { RunHandle } from "../worker-pool.js";
 
@@ -99,8 +99,8 @@ export const blackholeDuringHold: Scenario = {
   id: "S16",
   title: "blackhole during a hold",
   fault:
-    "blackhole between the holder and Redis 50–300 ms into a 2 s section (ttl 1 s, " +
-    `driftFactor ${LOADED_DRIFT}); a waiter connected directly`,
+    "blackhole between the holder and Redis 50–300 ms into a 2 s section (ttl 1 s, default " +
+    "options); a waiter connected directly",
   guarantee:
     "the holder's signal aborts before the server-side expiry; the waiter gets the lock only " +
     "after that abort; the holder's late write is rejected",
@@ -108,7 +108,7 @@ export const blackholeDuringHold: Scenario = {
   promises: { exclusive: true, timelySignals: true, staleRejections: true },
   async run(context) {
     const ttl = 1_000;
-    const a = await context.start(0, { ttl, work: [1_800, 2_200], driftFactor: LOADED_DRIFT });
+    const a = await context.start(0, { ttl, work: [1_800, 2_200] });
     const b = await context.start(1, { ttl, timeout: 5_000, transport: context.direct });
     a.go();
     await context.next(a, "read");

@@ -6,7 +6,6 @@
 import { expect } from "vitest";
 import { freePort } from "../../support/redis-server.js";
 import { monotonicMs } from "../history.js";
-import { LOADED_DRIFT } from "../run-context.js";
 import type { Scenario } from "../scenario.js";
 
 /** S19: redis-server frozen (SIGSTOP) for longer than the lease. */
@@ -14,8 +13,7 @@ export const redisPaused: Scenario = {
   id: "S19",
   title: "Redis paused longer than the ttl",
   fault:
-    "SIGSTOP redis-server for ttl + 200–500 ms while a lease is held " +
-    `(ttl 800 ms, driftFactor ${LOADED_DRIFT})`,
+    "SIGSTOP redis-server for ttl + 200–500 ms while a lease is held (ttl 800 ms, default options)",
   guarantee:
     "the holder's signal aborts before the server-side expiry; the key has expired on resume " +
     "and the waiter gets it within 1.5 s",
@@ -23,7 +21,7 @@ export const redisPaused: Scenario = {
   promises: { exclusive: true, timelySignals: true },
   async run(context) {
     const ttl = 800;
-    const a = await context.start(0, { ttl, work: [1_500, 1_800], driftFactor: LOADED_DRIFT });
+    const a = await context.start(0, { ttl, work: [1_500, 1_800] });
     const b = await context.start(1, { ttl, timeout: 6_000, retryFor: 6_000 });
     a.go();
     await context.next(a, "read");
