@@ -29,8 +29,8 @@ export interface LeaseInit {
 
 /**
  * How late a timer may fire and a lost lease still be signalled before Redis frees the lock: with
- * every core of the host busy (chaos S39), aborts came up to 26 ms after their deadline, but for
- * rare stalls of over 100 ms that only a larger `driftFactor` covers.
+ * every core of the host kept busy (the chaos suite's CPU-hog scenario), aborts came up to 26 ms
+ * after their deadline, but for rare stalls of over 100 ms that only a larger `driftFactor` covers.
  */
 const TIMER_LAG_ALLOWANCE = 50;
 
