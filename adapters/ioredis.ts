@@ -27,11 +27,14 @@ import {
   type LockAdapter,
   type LockTransport,
   releaseScript,
-  type Unsubscribe,
 } from "edgelock";
 import { type Corkable, coalescer } from "./coalesce.js";
 import { type ConnectionWatch, type WatchedClient, watchConnection } from "./connection-watch.js";
 import { Deadlines } from "./deadlines.js";
+import { type IoredisSubscriber, SubscriptionHub } from "./subscription-hub.js";
+
+export type { IoredisSubscriber } from "./subscription-hub.js";
+
 import { withoutArguments } from "./without-arguments.js";
 
 /**
@@ -41,24 +44,17 @@ import { withoutArguments } from "./without-arguments.js";
 export interface IoredisClient extends Partial<WatchedClient> {
   evalsha(sha1: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>;
   eval(script: string, numkeys: number, ...keysAndArgs: string[]): Promise<unknown>;
-  /** A new connection with the same options, used for subscriptions. */
-  duplicate(): IoredisSubscriber;
+  /**
+   * A new connection with the same options, used for subscriptions; a `Cluster` is asked for
+   * sharded subscribers (`duplicate([], { shardedSubscribers: true })`).
+   */
+  duplicate(...override: unknown[]): IoredisSubscriber;
   /** Any command; used for `WAIT` (replica acknowledgement). */
   call?(command: string, ...args: (string | number)[]): Promise<unknown>;
   /** True on an ioredis `Cluster`, whose commands are spread over many connections. */
   readonly isCluster?: boolean;
   /** The connection's socket (a standalone or Sentinel client's; a Cluster has none). */
   readonly stream?: Partial<Corkable>;
-}
-
-/** The part of a duplicated ioredis connection the adapter uses for pub/sub. */
-export interface IoredisSubscriber {
-  subscribe(channel: string): Promise<unknown>;
-  unsubscribe(channel: string): Promise<unknown>;
-  on(event: "message", listener: (channel: string, message: string) => void): unknown;
-  on(event: "ready", listener: () => void): unknown;
-  on(event: "error", listener: (error: Error) => void): unknown;
-  disconnect(): void;
 }
 
 /** Options of {@link ioredisAdapter}. */
@@ -128,12 +124,19 @@ export function ioredisAdapter(
   const replication = replicated(client, run, timeout, options.waitReplicas, watch);
   const adapter: LockAdapter = { name: "ioredis", evalScript: replication ?? run };
   if (options.notifications === false) return adapter;
-  const hub = new SubscriptionHub(client, deadlines);
+  const cluster = client.isCluster === true;
+  const duplicate = (sharded: boolean) =>
+    sharded ? client.duplicate([], { shardedSubscribers: true }) : client.duplicate();
+  const hub = new SubscriptionHub(duplicate, deadlines, cluster);
   return {
     ...adapter,
     subscribe: (channel, listener) => hub.subscribe(channel, listener),
-    // One server runs the scripts and holds the subscriptions; a Cluster's may be on another node.
-    subscriptionsCounted: client.isCluster !== true,
+    // One server runs the scripts and holds the subscriptions; a Cluster's live on the node of
+    // each lock's slot with sharded pub/sub, and may be anywhere without it.
+    get subscriptions() {
+      if (!cluster) return "counted";
+      return hub.sharded ? "sharded" : undefined;
+    },
   };
 }
 
@@ -192,93 +195,6 @@ function replicated(
     await run(releaseScript, keys, args.slice(0, 2)).catch(() => 0); // same keys, token, retention
     throw new Error(`${acknowledged} of ${replicas} replicas acknowledged within ${wait} ms`);
   };
-}
-
-/**
- * Shares one subscriber connection among all listeners of one client. The connection opens with
- * the first listener and closes when the last one leaves, so no idle socket keeps the process
- * alive. After a reconnection, listeners get an empty message: announcements may have been lost.
- */
-class SubscriptionHub {
-  readonly #client: IoredisClient;
-  readonly #deadlines: Deadlines;
-  readonly #listeners = new Map<string, Set<(message: string) => void>>();
-  /** Each channel's SUBSCRIBE, sent once for all its listeners. */
-  readonly #subscribed = new Map<string, Promise<unknown>>();
-  #connection: IoredisSubscriber | undefined;
-
-  constructor(client: IoredisClient, deadlines: Deadlines) {
-    this.#client = client;
-    this.#deadlines = deadlines;
-  }
-
-  async subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe> {
-    const connection = this.#connect();
-    let listeners = this.#listeners.get(channel);
-    if (!listeners) {
-      listeners = new Set();
-      this.#listeners.set(channel, listeners);
-    }
-    const entry = (message: string) => listener(message);
-    listeners.add(entry);
-    const unsubscribe = () => this.#remove(channel, entry);
-    let subscribed = this.#subscribed.get(channel);
-    if (!subscribed) {
-      subscribed = connection.subscribe(channel);
-      subscribed.catch(() => this.#subscribed.delete(channel)); // the next listener tries again
-      this.#subscribed.set(channel, subscribed);
-    }
-    try {
-      await this.#deadlines.run(subscribed);
-    } catch (error) {
-      unsubscribe();
-      throw error;
-    }
-    return unsubscribe;
-  }
-
-  #connect(): IoredisSubscriber {
-    if (this.#connection) return this.#connection;
-    const connection = this.#client.duplicate();
-    connection.on("error", () => {}); // reconnects are ioredis's job; waiters fall back to polling
-    connection.on("message", (channel, message) => this.#deliver(channel, message));
-    let connected = false;
-    connection.on("ready", () => {
-      if (!connected) {
-        connected = true;
-        return;
-      }
-      // Reconnected: announcements sent meanwhile are lost. Once ioredis has subscribed again (a
-      // SUBSCRIBE sent now is answered after its own), tell each listener to look for itself.
-      for (const channel of this.#listeners.keys()) {
-        connection.subscribe(channel).then(
-          () => this.#deliver(channel, ""),
-          () => {},
-        );
-      }
-    });
-    this.#connection = connection;
-    return connection;
-  }
-
-  #deliver(channel: string, message: string): void {
-    for (const listener of this.#listeners.get(channel) ?? []) listener(message);
-  }
-
-  #remove(channel: string, entry: (message: string) => void): void {
-    const listeners = this.#listeners.get(channel);
-    if (!listeners?.delete(entry) || listeners.size > 0) return;
-    this.#listeners.delete(channel);
-    this.#subscribed.delete(channel);
-    const connection = this.#connection;
-    if (this.#listeners.size === 0) {
-      this.#connection = undefined;
-      this.#subscribed.clear();
-      connection?.disconnect();
-    } else {
-      connection?.unsubscribe(channel).catch(() => {});
-    }
-  }
 }
 
 /**

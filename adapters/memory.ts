@@ -217,7 +217,7 @@ export function memoryAdapter(options: MemoryAdapterOptions = {}): LockAdapter {
     name: "memory",
     evalScript: async (script, keys, args) => store.run(script, keys, args),
     subscribe: async (channel, listener) => store.subscribe(channel, listener),
-    subscriptionsCounted: true,
+    subscriptions: "counted",
   };
 }
 

@@ -98,12 +98,19 @@ export interface LockAdapter {
    */
   subscribe?(channel: string, listener: (message: string) => void): Promise<Unsubscribe>;
   /**
-   * True when the Redis that runs the scripts counts this transport's subscriptions among a
-   * channel's subscribers (`PUBSUB NUMSUB`): one server, or a gateway in front of one. A release
-   * then passes over a waiter whose inbox nobody listens on (its process died) instead of
-   * granting it the lock for a whole lease. Leave it unset where a subscription may live on
-   * another server than the scripts run on (Redis Cluster): such waiters are granted the lock as
-   * usual.
+   * How the Redis that runs the scripts sees this transport's subscriptions, so that a release
+   * can pass over a waiter whose process died (nobody listens on its inbox any more) instead of
+   * granting it the lock for a whole lease:
+   *
+   * - `"counted"`: one server holds them (or a gateway in front of one): `PUBSUB NUMSUB` counts
+   *   them, and one inbox per locker serves every lock;
+   * - `"sharded"`: Redis Cluster with sharded pub/sub (Redis 7): `subscribe` uses `SSUBSCRIBE`,
+   *   and each locker listens on one inbox per lock, named in that lock's hash slot, so the
+   *   lock's own node counts it (`PUBSUB SHARDNUMSUB`) and announcements go out with `SPUBLISH`;
+   * - unset: nobody can count them (a subscription may live on another node than the scripts
+   *   run on): waiters are granted the lock as they come.
+   *
+   * Read at each acquisition: a transport may settle it once it knows what its server offers.
    */
-  readonly subscriptionsCounted?: boolean;
+  readonly subscriptions?: "counted" | "sharded" | undefined;
 }

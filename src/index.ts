@@ -53,7 +53,7 @@ export {
   withIdempotency,
 } from "./idempotency/with-idempotency.js";
 export { type KeepAliveOptions, keepAlive } from "./keep-alive.js";
-export { inboxName, type LockNames, lockNames } from "./keys.js";
+export { inboxName, type LockNames, lockInboxName, lockNames } from "./keys.js";
 export { Lease } from "./lease.js";
 export {
   type AcquireOptions,

@@ -9,7 +9,9 @@
  * - `<prefix>:{<key>}:waiters` the tokens still in line (a waiter that gives up leaves it);
  *
  * and one pub/sub channel per locker, not per lock: `<prefix>:inbox:<id>`, on which the locker's
- * waiters are told they were handed a lock (see {@link inboxName}).
+ * waiters are told they were handed a lock (see {@link inboxName}); on Redis Cluster with sharded
+ * pub/sub, one per locker and lock instead, in the lock's slot: `<prefix>:{<key>}:inbox:<id>`
+ * (see {@link lockInboxName}).
  *
  * Braces and `%` in the caller's key are percent-encoded, so a key can never choose its own hash
  * tag (which would split the keys across slots or pile locks onto one slot).
@@ -62,6 +64,20 @@ export function lockNames(prefix: string, key: string): LockNames {
  */
 export function inboxName(prefix: string, id: string): string {
   return `${prefix}:inbox:${id}`;
+}
+
+/**
+ * The sharded channel a locker's waiters for one lock are told on (Redis Cluster): it carries the
+ * lock's hash tag, so it lives in the lock's slot, where the lock's own node counts its
+ * subscribers and the scripts may publish to it.
+ *
+ * @example
+ * ```ts
+ * lockInboxName("edgelock:{order:42}", "Xq3v0cJ9aLmT"); // "edgelock:{order:42}:inbox:Xq3v0cJ9aLmT"
+ * ```
+ */
+export function lockInboxName(lock: string, id: string): string {
+  return `${lock}:inbox:${id}`;
 }
 
 const TAG_CHARS = /[%{}]/;

@@ -10,7 +10,7 @@ import type { LockAdapter } from "./adapter.js";
 import { backoffDelay } from "./backoff.js";
 import { InvalidArgumentError, LockTimeoutError } from "./errors.js";
 import { type HoldOptions, hold } from "./hold.js";
-import { inboxName, type LockNames, lockNames } from "./keys.js";
+import { inboxName, type LockNames, lockInboxName, lockNames } from "./keys.js";
 import { Lease, type LeaseInit, leaseDeadline } from "./lease.js";
 import { LockOperations } from "./operations.js";
 import { now, sleep } from "./time.js";
@@ -150,11 +150,12 @@ export class Locker {
     this.#driftFactor = checkFraction(options.driftFactor ?? 0.01, "driftFactor");
     const subscribe = adapter.subscribe?.bind(adapter);
     if (subscribe) {
-      const room = new WaitingRoom(
-        subscribe,
-        inboxName(this.#prefix, waiterId(newToken())),
-        this.#maxRetryDelay,
-      );
+      const id = waiterId(newToken());
+      const shared = inboxName(this.#prefix, id);
+      // Read at each join: a transport may settle whether its subscriptions are sharded.
+      const inboxOf = (lock: string) =>
+        adapter.subscriptions === "sharded" ? lockInboxName(lock, id) : shared;
+      const room = new WaitingRoom(subscribe, inboxOf, this.#maxRetryDelay);
       this.#room = room;
       this.#tellWaiters = (announcement) => room.announce(announcement);
     }
@@ -338,9 +339,8 @@ export class Locker {
         if (line > 0) queuedAt ??= sentAt;
         // Abandoned in flight, the attempt may still take the lock or join the line once it
         // lands (over HTTP, after a release sent now): release or leave once it has.
-        const outcome = await watch.race(this.#attempt(key, names, token, ttl, line), (late) =>
-          late.then(leave, leave),
-        );
+        const sent = this.#attempt(key, names, token, ttl, line, seat?.channel);
+        const outcome = await watch.race(sent, (late) => late.then(leave, leave));
         if (outcome instanceof Lease) {
           lease = outcome;
           return lease;
@@ -406,8 +406,9 @@ export class Locker {
   }
 
   /**
-   * One acquisition attempt, joining the line for up to `line` ms if the lock is held. Returns the
-   * lease, or what the holder's lease has left. A lease that arrives with no validity left (the
+   * One acquisition attempt, joining the line for up to `line` ms if the lock is held, to be told
+   * of its hand-off on `inbox` (its seat's channel). Returns the lease, or what the holder's
+   * lease has left. A lease that arrives with no validity left (the
    * round trip took too long) is released and counts as not acquired. A failed request may still
    * have taken the lock, so its token is released before the failure is reported: a lock is
    * never left held by a caller who was told it failed.
@@ -418,10 +419,11 @@ export class Locker {
     token: string,
     ttl: number,
     line = 0,
+    inbox = "",
   ): Promise<Lease | { holderTtl: number }> {
     const sentAt = now();
     // A promise chain, not an async frame: this is every acquisition's path.
-    return this.#ops.acquire(key, names, token, ttl, line, this.#room?.inbox).then(
+    return this.#ops.acquire(key, names, token, ttl, line, inbox).then(
       (reply) => {
         if (!reply.acquired) return { holderTtl: reply.holderTtl };
         if (leaseDeadline(sentAt, reply.ttl, this.#driftFactor) <= now()) {

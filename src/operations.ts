@@ -53,8 +53,8 @@ export class LockOperations {
   /**
    * One acquire attempt for `token`. With `wait` > 0 (ms), a token that finds the lock held joins
    * the line of waiters, and is later handed the lock and told so on `inbox`, the channel its
-   * client listens on; `counted` says whether Redis counts that client's subscription (see
-   * {@link LockAdapter.subscriptionsCounted}).
+   * client listens on, counted by Redis as the adapter says (see
+   * {@link LockAdapter.subscriptions}).
    */
   acquire(
     key: string,
@@ -67,8 +67,7 @@ export class LockOperations {
   ): Promise<AcquireReply> {
     const args = [token, counterRetention(ttl, this.fenceRetention), String(ttl)];
     if (wait > 0) {
-      const counted = this.adapter.subscriptionsCounted === true ? "1" : "0";
-      args.push(String(Math.ceil(wait)), inbox, counted);
+      args.push(String(Math.ceil(wait)), inbox, INBOX_MODES[this.adapter.subscriptions ?? "none"]);
     } else {
       args.push("0");
     }
@@ -150,6 +149,9 @@ export class LockOperations {
     return signal ? raced(attempts, signal) : attempts;
   }
 }
+
+/** How a line entry says its inbox is counted and published to (see `lineEntry`). */
+const INBOX_MODES = { counted: "1", sharded: "s", none: "0" } as const;
 
 /** The keys of the acquire and release scripts: the lock, its counter and its line of waiters. */
 function lineKeys(names: LockNames): string[] {

@@ -1,27 +1,26 @@
 /**
- * Where a locker's waiters hear that a lock was handed to them. Each locker has one inbox: a
- * channel named for it alone, subscribed while it has waiters. A waiter joining the line in
- * Redis leaves the inbox's name with its place, and the release that hands it the lock publishes
- * `"<waiter id> <fence>"` there, so the message goes to this client only, not to every client
- * waiting for the same lock; the room routes it to the seat of the waiter it names. The
- * subscription lingers briefly after the last waiter leaves, so a client that waits again and
- * again does not subscribe anew each time.
+ * Where a locker's waiters hear that a lock was handed to them: its inboxes, channels named for
+ * this locker alone, each subscribed while it has waiters (see `inbox.ts`). Over one Redis, one
+ * inbox serves every lock; on Redis Cluster with sharded pub/sub, each lock has its own, named in
+ * the lock's hash slot, so that the lock's node counts the subscription (see
+ * {@link LockAdapter.subscriptions}). A waiter joining the line in Redis leaves its inbox's name
+ * with its place, and the release that hands it the lock publishes `"<waiter id> <fence>"` there,
+ * so the message goes to this client only, not to every client waiting for the same lock; the
+ * room routes it to the seat of the waiter it names.
  *
  * The room also decides when its waiters look again by themselves, since an announcement can fail
  * to come: for each lock, its oldest waiter here looks about every `pollEvery` ms (a lock whose
- * holder died is free without a release, and a look hands it on), and after the subscription was
- * re-established (announcements sent meanwhile are lost) every waiter looks once. So ten thousand
+ * holder died is free without a release, and a look hands it on), and after a subscription was
+ * re-established (announcements sent meanwhile are lost) every waiter told there looks once. So ten thousand
  * waiters for one lock cost Redis about one request per `pollEvery`, not ten thousand.
  *
  * @module
  */
 
 import type { Nap } from "./abortable.js";
-import type { LockAdapter, Unsubscribe } from "./adapter.js";
+import type { LockAdapter } from "./adapter.js";
+import { Inbox, unref } from "./inbox.js";
 import { sleep } from "./time.js";
-
-/** How long the inbox stays subscribed after its last waiter left, in ms. */
-const LINGER_MS = 250;
 
 /** One waiter's place in a room: it learns here that it was handed the lock, and its fence. */
 export class Seat {
@@ -31,6 +30,8 @@ export class Seat {
 
   /** @internal Seats are given out by a {@link WaitingRoom}. */
   constructor(
+    /** The channel the waiter is told on. */
+    readonly channel: string,
     /** Leaves the room; safe to call more than once. */
     readonly leave: () => void,
   ) {}
@@ -62,74 +63,72 @@ interface Line {
   timer?: ReturnType<typeof setTimeout>;
 }
 
-/** One locker's inbox and its waiters. */
+/** One locker's inboxes and its waiters. */
 export class WaitingRoom {
-  /** The channel on which this locker's waiters are told of hand-offs (see `inboxName`). */
-  readonly inbox: string;
   readonly #subscribe: NonNullable<LockAdapter["subscribe"]>;
+  readonly #inboxOf: (lock: string) => string;
   readonly #pollEvery: number;
   /** Every waiter, by waiter id. */
   readonly #seats = new Map<string, Seat>();
   /** The waiters by lock. */
   readonly #lines = new Map<string, Line>();
-  /** The subscription: resolves true once made, false if it failed; undefined when not asked. */
-  #ready: Promise<boolean> | undefined;
-  #open = false;
-  #unsubscribe: Unsubscribe | undefined;
-  #linger: ReturnType<typeof setTimeout> | undefined;
+  /** The inboxes subscribed or being subscribed, by channel. */
+  readonly #inboxes = new Map<string, Inbox>();
 
-  constructor(subscribe: NonNullable<LockAdapter["subscribe"]>, inbox: string, pollEvery: number) {
+  /**
+   * @param inboxOf the channel a waiter for a lock (its Redis name) is told on.
+   * @param pollEvery about how often a line's oldest waiter looks by itself, in ms.
+   */
+  constructor(
+    subscribe: NonNullable<LockAdapter["subscribe"]>,
+    inboxOf: (lock: string) => string,
+    pollEvery: number,
+  ) {
     this.#subscribe = subscribe;
-    this.inbox = inbox;
+    this.#inboxOf = inboxOf;
     this.#pollEvery = pollEvery;
   }
 
-  /** A seat for waiter `id` of `lock` if the inbox is already subscribed; otherwise undefined. */
+  /** A seat for waiter `id` of `lock` if its inbox is already subscribed; otherwise undefined. */
   seatIfOpen(lock: string, id: string): Seat | undefined {
-    return this.#open ? this.#seat(lock, id) : undefined;
+    const inbox = this.#inboxes.get(this.#inboxOf(lock));
+    return inbox?.open ? this.#seat(lock, id, inbox) : undefined;
   }
 
-  /** A seat for waiter `id` of `lock`, subscribing to the inbox first if needed; undefined if that fails. */
+  /** A seat for waiter `id` of `lock`, subscribing to its inbox first if needed; undefined if that fails. */
   async join(lock: string, id: string): Promise<Seat | undefined> {
-    const ready = this.#ready ?? this.#listen();
-    const seat = this.#seat(lock, id);
-    if (await ready) return seat;
+    const inbox = this.#inbox(this.#inboxOf(lock));
+    const seat = this.#seat(lock, id, inbox);
+    if (await inbox.listen()) return seat;
     seat.leave();
     return undefined;
   }
 
   /**
-   * Delivers an announcement that did not come through the subscription: the releaser's own copy,
+   * Delivers an announcement that did not come through a subscription: the releaser's own copy,
    * when the release happened in this process, so a waiter here need not wait for the message.
    */
   announce(announcement: string): void {
-    this.#deliver(announcement);
+    this.#deliver(announcement, undefined);
   }
 
-  #listen(): Promise<boolean> {
-    const ready: Promise<boolean> = this.#subscribe(this.inbox, (message) =>
-      this.#deliver(message),
-    ).then(
-      (unsubscribe) => {
-        if (this.#ready !== ready) {
-          unsubscribe(); // every waiter left and the linger ran out before the subscription came
-          return false;
-        }
-        this.#unsubscribe = unsubscribe;
-        this.#open = true;
-        return true;
-      },
+  /** The inbox on `channel`, made if there is none (it forgets itself once closed). */
+  #inbox(channel: string): Inbox {
+    const known = this.#inboxes.get(channel);
+    if (known) return known;
+    const inbox = new Inbox(
+      channel,
+      () => this.#subscribe(channel, (message) => this.#deliver(message, channel)),
       () => {
-        if (this.#ready === ready) this.#ready = undefined;
-        return false;
+        if (this.#inboxes.get(channel) === inbox) this.#inboxes.delete(channel);
       },
     );
-    this.#ready = ready;
-    return ready;
+    this.#inboxes.set(channel, inbox);
+    return inbox;
   }
 
-  #seat(lock: string, id: string): Seat {
-    clearTimeout(this.#linger);
+  #seat(lock: string, id: string, inbox: Inbox): Seat {
+    inbox.enter();
     let line = this.#lines.get(lock);
     if (!line) {
       line = { seats: new Map() };
@@ -137,7 +136,7 @@ export class WaitingRoom {
       this.#poll(line);
     }
     const joined = line;
-    const seat = new Seat(() => {
+    const seat = new Seat(inbox.channel, () => {
       if (this.#seats.get(id) !== seat) return;
       this.#seats.delete(id);
       joined.seats.delete(id);
@@ -145,7 +144,7 @@ export class WaitingRoom {
         clearTimeout(joined.timer);
         this.#lines.delete(lock);
       }
-      if (this.#seats.size === 0) this.#lingerThenClose();
+      inbox.leave();
     });
     this.#seats.set(id, seat);
     joined.seats.set(id, seat);
@@ -167,33 +166,17 @@ export class WaitingRoom {
     unref(line.timer);
   }
 
-  /** Unsubscribes {@link LINGER_MS} after the last waiter left, unless a waiter comes back. */
-  #lingerThenClose(): void {
-    this.#linger = setTimeout(() => {
-      const unsubscribe = this.#unsubscribe;
-      this.#ready = undefined;
-      this.#open = false;
-      this.#unsubscribe = undefined;
-      unsubscribe?.();
-    }, LINGER_MS);
-    unref(this.#linger);
-  }
-
   /**
    * Routes an announcement `"<waiter id> <fence>"` to that waiter's seat. An empty message means
-   * the subscription was re-established and announcements may have been lost: everyone looks.
+   * the subscription to `channel` was re-established and announcements may have been lost: every
+   * waiter told there looks.
    */
-  #deliver(message: string): void {
+  #deliver(message: string, channel: string | undefined): void {
     if (message === "") {
-      for (const seat of this.#seats.values()) seat.wake();
+      for (const seat of this.#seats.values()) if (seat.channel === channel) seat.wake();
       return;
     }
     const space = message.indexOf(" ");
     this.#seats.get(message.slice(0, space))?.handOff(Number(message.slice(space + 1)));
   }
-}
-
-/** Lets a timer run without keeping the process alive (where timers can be unref'd). */
-function unref(timer: ReturnType<typeof setTimeout>): void {
-  (timer as { unref?: () => void }).unref?.();
 }

@@ -11,8 +11,8 @@ import { emulateHandOff, emulateMint, handOffLua, lineEntry, mintLua } from "./h
 /**
  * KEYS and ARGV[1..2] as in the hand-off (see `hand-off.ts`); ARGV[3] the lease in ms, ARGV[4]
  * how long the caller will wait in ms ('0': it will not, so it does not join the line), and (when
- * it will) ARGV[5] the inbox its client listens on for the hand-off, ARGV[6] '1' if this Redis
- * counts that client's subscription (see `lineEntry`), else '0' (the default).
+ * it will) ARGV[5] the inbox its client listens on for the hand-off, ARGV[6] how this Redis sees
+ * that inbox: '1' counted, 's' sharded, '0' (the default) neither (see `lineEntry`).
  *
  * Returns, for the three outcomes:
  * - acquired: `fence`, a bare integer, when the caller took the lock with the lease it asked for
@@ -60,13 +60,13 @@ return {0, 0, redis.call('PTTL', KEYS[1])}
 export const acquireScript: LockScript = {
   name: "acquire",
   lua,
-  sha1: "0091d2b5d28f1d47966ccecc168a3d46c1048321",
+  sha1: "fd34dd3f506c1f8401b0641152d343c6ae8537fe",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
 export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
   const [lock = "", fence = "", queue = "", waiters = ""] = keys;
-  const [token = "", retention = "", ttl = "", wait = "", inbox = "", counted = "0"] = args;
+  const [token = "", retention = "", ttl = "", wait = "", inbox = "", mode = "0"] = args;
   const holder = host.get(lock);
   if (holder === token) {
     host.pexpire(lock, Number(ttl));
@@ -85,7 +85,7 @@ export const emulateAcquire: ScriptEmulation = (host, keys, args) => {
   if (wait !== "0") {
     if (host.hget(waiters, token) === null) {
       const ends = host.timeMicros() + Number(wait) * 1000;
-      const entry = lineEntry(token, ttl, ends, counted, inbox);
+      const entry = lineEntry(token, ttl, ends, mode, inbox);
       host.hset(waiters, { [token]: entry });
       host.rpush(queue, entry);
     }

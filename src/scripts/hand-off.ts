@@ -10,12 +10,14 @@
  * how long to keep the counter, in ms.
  *
  * A waiter whose process died leaves its entry behind. The hand-off passes over it instead of
- * granting it the lock for a whole lease: before granting a waiter whose entry says its client's
- * subscription is counted by this Redis, it asks how many subscribers its inbox has
- * (`PUBSUB NUMSUB`), and a waiter nobody listens for is dropped. (On Redis Cluster a subscription
- * may live on another node, where this node cannot count it, so such entries are granted as
- * before.) One call passes over at most {@link HAND_OFF_BUDGET} entries, so its work stays
- * bounded however long the line grew; the caller is told to call again when entries are left.
+ * granting it the lock for a whole lease: before granting a waiter whose entry says this Redis
+ * can count its client's subscription, it asks how many subscribers its inbox has, and a waiter
+ * nobody listens for is dropped. On one server that is `PUBSUB NUMSUB` of the client's inbox; on
+ * Redis Cluster, where a plain subscription may live on another node, the client listens with
+ * `SSUBSCRIBE` on an inbox in the lock's own slot, which this node counts (`PUBSUB SHARDNUMSUB`)
+ * and publishes to (`SPUBLISH`). One call passes over at most {@link HAND_OFF_BUDGET} entries, so
+ * its work stays bounded however long the line grew; the caller is told to call again when
+ * entries are left.
  *
  * The hand-off runs in every release that finds a waiter, so it is kept to the fewest Redis
  * calls: one LPOP reads a whole entry, one HDEL both checks and ends its place, the server clock
@@ -72,17 +74,28 @@ export const handOffLua = `local function handoff(entry)
   local now = clock()
   local gone = {}
   for _ = 1, 256 do
-    local token, ttl, ends, counted, inbox = string.match(entry, '^(%S+) (%d+) (%d+) ([01]) (.*)')
+    local token, ttl, ends, mode, inbox = string.match(entry, '^(%S+) (%d+) (%d+) ([01s]) (.*)')
     if token and redis.call('HDEL', KEYS[4], token) == 1 and tonumber(ends) > now then
       local caller = token == ARGV[1]
-      if not caller and counted == '1' and gone[inbox] == nil then
-        gone[inbox] = redis.call('PUBSUB', 'NUMSUB', inbox)[2] == 0
+      local sharded = mode == 's'
+      if not caller and mode ~= '0' and gone[inbox] == nil then
+        local count
+        if sharded then
+          count = redis.call('PUBSUB', 'SHARDNUMSUB', inbox)
+        else
+          count = redis.call('PUBSUB', 'NUMSUB', inbox)
+        end
+        gone[inbox] = count[2] == 0
       end
       if caller or not gone[inbox] then
         local fence = mint(now, math.max(tonumber(ARGV[2]), tonumber(ttl)))
         redis.call('SET', KEYS[1], token, 'PX', ttl)
         local announcement = string.sub(token, 5, 16) .. ' ' .. string.format('%d', fence)
-        if not caller then redis.call('PUBLISH', inbox, announcement) end
+        if not caller and sharded then
+          redis.call('SPUBLISH', inbox, announcement)
+        elseif not caller then
+          redis.call('PUBLISH', inbox, announcement)
+        end
         return token, fence, tonumber(ttl), announcement
       end
     end
@@ -124,9 +137,11 @@ export function emulateHandOff(
     }
     const parts = splitEntry(entry);
     if (parts && host.hdel(waiters, parts.token) && parts.ends > now) {
-      const { token, ttl, counted, inbox } = parts;
+      const { token, ttl, mode, inbox } = parts;
       const isCaller = token === caller;
-      if (!isCaller && counted && !gone.has(inbox)) gone.set(inbox, host.subscribers(inbox) === 0);
+      if (!isCaller && mode !== "0" && !gone.has(inbox)) {
+        gone.set(inbox, host.subscribers(inbox) === 0); // one store: sharded or not, one count
+      }
       if (isCaller || !gone.get(inbox)) {
         const minted = emulateMint(host, fence, String(Math.max(Number(retention), ttl)));
         host.set(lock, token, ttl);
@@ -142,25 +157,26 @@ export function emulateHandOff(
 
 /** A line entry's parts (see {@link lineEntry}); undefined for one of another format. */
 function splitEntry(entry: string) {
-  const match = /^(\S+) (\d+) (\d+) ([01]) (.*)$/s.exec(entry);
+  const match = /^(\S+) (\d+) (\d+) ([01s]) (.*)$/s.exec(entry);
   if (!match) return undefined;
-  const [, token = "", ttl = "", ends = "", counted = "", inbox = ""] = match;
-  return { token, ttl: Number(ttl), ends: Number(ends), counted: counted === "1", inbox };
+  const [, token = "", ttl = "", ends = "", mode = "", inbox = ""] = match;
+  return { token, ttl: Number(ttl), ends: Number(ends), mode, inbox };
 }
 
 /**
  * A waiter's line entry, as the acquire script writes it (in the line and, as the value of its
- * token, in the hash of waiters): `"<token> <ttl> <end of wait, µs> <counted> <inbox>"`, where
- * `inbox` is the channel its client listens on and `counted` is `1` when this Redis counts that
- * client's subscription (`PUBSUB NUMSUB`), so that an inbox nobody listens on means the waiter is
- * gone, and `0` when it may not (Redis Cluster).
+ * token, in the hash of waiters): `"<token> <ttl> <end of wait, µs> <mode> <inbox>"`, where
+ * `inbox` is the channel its client listens on and `mode` says how this Redis sees it: `1` a
+ * channel it counts with `PUBSUB NUMSUB` (one server), `s` a sharded channel in the lock's slot,
+ * counted with `PUBSUB SHARDNUMSUB` and published to with `SPUBLISH` (Redis Cluster), `0` one it
+ * cannot count (the waiter is granted the lock without asking).
  */
 export function lineEntry(
   token: string,
   ttl: string,
   ends: number,
-  counted: string,
+  mode: string,
   inbox: string,
 ): string {
-  return `${token} ${ttl} ${ends} ${counted} ${inbox}`;
+  return `${token} ${ttl} ${ends} ${mode} ${inbox}`;
 }

@@ -39,7 +39,7 @@ return 1
 export const releaseScript: LockScript = {
   name: "release",
   lua,
-  sha1: "0698878f8fc9394acec4cdd3339221552b07b578",
+  sha1: "175e3a1ed7fdd045756fdd70872f843c00145c3e",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */

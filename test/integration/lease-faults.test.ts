@@ -9,8 +9,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createLocker, type Lease, LockLostError, lockNames } from "edgelock";
 import { ioredisAdapter } from "edgelock/ioredis";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRedisCluster } from "../support/redis-cluster.js";
 import { type RedisProcess, startRedisServer } from "../support/redis-server.js";
 import { startTcpFaultProxy, type TcpFaultProxy } from "../support/tcp-fault-proxy.js";
 
@@ -30,11 +31,19 @@ function connect(url = server.url): Redis {
   return client;
 }
 
-/** Starts a process whose `count` waiters wait for `key`; resolves once they are in line. */
-async function waiterProcess(prefix: string, key: string, count: number): Promise<ChildProcess> {
+/**
+ * Starts a process whose `count` waiters wait for `key` on `target` (a URL, or `cluster:` and the
+ * nodes; see `waiter-process.ts`); resolves once they have been sent.
+ */
+async function waiterProcess(
+  prefix: string,
+  key: string,
+  count: number,
+  target = server.url,
+): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "test/support/waiter-process.ts", server.url, prefix, key, String(count)],
+    ["--import", "tsx", "test/support/waiter-process.ts", target, prefix, key, String(count)],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   children.push(child);
@@ -144,6 +153,34 @@ describe("waiters whose process died", () => {
     expect(servedAfter).toBeLessThan(1_000); // 4 dead waiters at 1.5 s took 6 s
     expect(await admin.exists(names.queue, names.waiters)).toBe(0);
     await lease.release();
+  });
+
+  it("are passed over on Redis Cluster too (sharded pub/sub counts them on the lock's node)", async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    const client = new Cluster(cluster.nodes);
+    try {
+      const names = lockNames("dead", "job");
+      const nodes = cluster.nodes.map((node) => `${node.host}:${node.port}`).join(",");
+      const locker = createLocker({ adapter: ioredisAdapter(client), prefix: "dead" });
+      const holder = await locker.tryAcquire("job", 60_000);
+      const dying = [];
+      for (let i = 0; i < 4; i++)
+        dying.push(await waiterProcess("dead", "job", 1, `cluster:${nodes}`));
+      await expect.poll(() => client.llen(names.queue), { timeout: 10_000 }).toBe(4);
+      for (const child of dying) await killHard(child);
+      const live = createLocker({ adapter: ioredisAdapter(client), prefix: "dead" });
+      const waiting = live.acquire("job", 1_500, { timeout: 20_000 });
+      await expect.poll(() => client.llen(names.queue)).toBe(5);
+      const released = performance.now();
+      await holder?.release();
+      const lease = await waiting;
+      expect(performance.now() - released).toBeLessThan(1_000);
+      expect(await client.exists(names.queue)).toBe(0);
+      await lease.release();
+    } finally {
+      await client.quit();
+      await cluster.stop();
+    }
   });
 });
 

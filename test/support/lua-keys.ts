@@ -21,6 +21,9 @@ export const KEY_ARGUMENTS: Readonly<Record<string, "first" | "all" | "none">> =
   TIME: "none",
   // A channel, not a key: PUBLISH is not routed by slot, so its name may come from ARGV.
   PUBLISH: "none",
-  // `PUBSUB NUMSUB <channel>`: a count of a channel's subscribers, no key.
+  // A sharded channel: routed by slot like a key, but the scripts name it in the lock's own slot
+  // (the inbox `<prefix>:{<key>}:inbox:<id>`), so it never leaves the slot of the declared keys.
+  SPUBLISH: "none",
+  // `PUBSUB NUMSUB|SHARDNUMSUB <channel>`: a count of a channel's subscribers, no key.
   PUBSUB: "none",
 };

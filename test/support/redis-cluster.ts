@@ -21,18 +21,19 @@ export interface RedisClusterProcess {
 }
 
 /**
- * Starts `masters` (default 3) cluster-enabled redis-server processes, assigns each an even share
- * of the 16384 slots, joins them, and resolves once every node reports `cluster_state:ok` and
- * sees all masters (15 s max). Nothing is left running if it fails.
+ * Starts `masters` (default 3) cluster-enabled redis-server processes (with `args` besides),
+ * assigns each an even share of the 16384 slots, joins them, and resolves once every node reports
+ * `cluster_state:ok` and sees all masters (15 s max). Nothing is left running if it fails.
  */
 export async function startRedisCluster(
-  options: { masters?: number } = {},
+  options: { masters?: number; args?: string[] } = {},
 ): Promise<RedisClusterProcess> {
   const masters = options.masters ?? 3;
   if (!Number.isInteger(masters) || masters < 1) throw new RangeError(`masters: ${masters}`);
+  const args = [...CLUSTER_ARGS, ...(options.args ?? [])];
 
   const started = await Promise.allSettled(
-    Array.from({ length: masters }, () => startRedisServer({ args: CLUSTER_ARGS })),
+    Array.from({ length: masters }, () => startRedisServer({ args })),
   );
   const servers = started.flatMap((result) =>
     result.status === "fulfilled" ? [result.value] : [],

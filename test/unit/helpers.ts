@@ -45,7 +45,7 @@ export function record(inner: LockAdapter, around: Around = (_call, run) => run(
   const subscribe = inner.subscribe?.bind(inner);
   const adapter: LockAdapter = {
     name: `recorded(${inner.name})`,
-    ...(inner.subscriptionsCounted && { subscriptionsCounted: true }),
+    ...(inner.subscriptions && { subscriptions: inner.subscriptions }),
     evalScript: async (script: LockScript, keys: readonly string[], args: readonly string[]) => {
       const call: ScriptCall = {
         script: script.name,

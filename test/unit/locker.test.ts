@@ -117,6 +117,31 @@ describe("inspect", () => {
 });
 
 describe("acquire", () => {
+  it("over sharded pub/sub, listens on one inbox per lock, in the lock's slot", async () => {
+    const inner = record(memoryAdapter());
+    const sharded: LockAdapter = { ...inner.adapter, subscriptions: "sharded" };
+    const holder = createLocker({ adapter: sharded });
+    const waiter = createLocker({ adapter: sharded, maxRetryDelay: 60_000 });
+    const held = await Promise.all(["a", "b"].map((key) => holder.tryAcquire(key, 60_000)));
+    const waiting = ["a", "b"].map((key) => waiter.acquire(key, 5_000, { timeout: 2_000 }));
+    await delay(100);
+    // One subscription per lock, named after the lock (its hash tag) and this locker.
+    const [inboxA, inboxB] = inner.subscriptions;
+    expect(inboxA).toMatch(/^edgelock:\{a\}:inbox:[\w-]{12}$/);
+    expect(inboxB).toBe(inboxA?.replace("{a}", "{b}"));
+    // The joins name those inboxes, and say they are sharded.
+    const joins = inner.of("acquire").filter((call) => call.args[3] !== "0");
+    expect(joins.map((call) => call.args.slice(4))).toEqual([
+      [inboxA, "s"],
+      [inboxB, "s"],
+    ]);
+    for (const lease of held) await lease?.release();
+    const leases = await Promise.all(waiting);
+    expect(leases.map((lease) => lease.key)).toEqual(["a", "b"]);
+    for (const lease of leases) await lease.release();
+    await vi.waitFor(() => expect(inner.active()).toBe(0)); // both inboxes closed after the linger
+  });
+
   it("is woken by the release notification, not by polling", async () => {
     const recording = record(memoryAdapter());
     const holder = createLocker({ adapter: recording.adapter });
