@@ -34,6 +34,12 @@ export interface WatchedClient {
   listenerCount(event: "error"): number;
 }
 
+/** What the watch reads of a standalone client's socket (a TLS socket is `encrypted`). */
+interface SocketState {
+  readonly connecting?: boolean;
+  readonly encrypted?: boolean;
+}
+
 /** The codes of a connection cut short, which the next attempt may not meet. */
 const CUT = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
 
@@ -75,9 +81,13 @@ export class ConnectionWatch implements DeadlineGroup {
    */
   get unready(): string | undefined {
     const { status } = this.#client;
+    const stream = (this.#client as { stream?: SocketState }).stream;
     if (status === "ready") return undefined;
     const last = this.#last ? `; last error: ${this.#last.message}` : "";
-    return `not connected (ioredis status "${status}"${last})`;
+    // Connected over TCP, still "connecting": the TLS handshake is what never finished.
+    const stalled = status === "connecting" && stream?.encrypted === true && !stream.connecting;
+    const tls = stalled ? "; the TLS handshake never completed: does the server speak TLS?" : "";
+    return `not connected (ioredis status "${status}"${last}${tls})`;
   }
 
   #failed(error: Error): void {
