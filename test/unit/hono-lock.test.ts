@@ -454,26 +454,10 @@ describe("key", () => {
     await holder.release();
   });
 
-  it("hands a bad computed key to app.onError without running the handler", async () => {
-    const locker = newLocker();
-    const seen: unknown[] = [];
-    const app = new Hono();
-    app.onError((error, c) => {
-      seen.push(error);
-      return c.text("bad", 500);
-    });
-    let runs = 0;
-    app.post("/run", lock({ locker, key: () => "", ttl: 1_000 }), (c) => {
-      runs++;
-      return c.text("ok");
-    });
-    const res = await app.request("/run", { method: "POST" });
-    expect(res.status).toBe(500);
-    expect(seen[0]).toBeInstanceOf(InvalidArgumentError);
-    expect(runs).toBe(0);
-  });
-
-  it("hands a computed key with a lone surrogate to app.onError, before any request", async () => {
+  it.each([
+    ["an empty key", ""],
+    ["a key with a lone surrogate", "report:\uDC00"],
+  ])("hands a bad computed key (%s) to app.onError, before any request", async (_name, key) => {
     const recording = record(memoryAdapter());
     const locker = newLocker(recording.adapter);
     const seen: unknown[] = [];
@@ -483,12 +467,13 @@ describe("key", () => {
       return c.text("bad", 500);
     });
     let runs = 0;
-    app.post("/run", lock({ locker, key: () => "report:\uDC00", ttl: 1_000 }), (c) => {
+    app.post("/run", lock({ locker, key: () => key, ttl: 1_000 }), (c) => {
       runs++;
       return c.text("ok");
     });
     const res = await app.request("/run", { method: "POST" });
     expect(res.status).toBe(500);
+    expect(seen[0]).toBeInstanceOf(InvalidArgumentError);
     expect(seen[0]).toMatchObject({ code: "INVALID_ARGUMENT", argument: "key" });
     expect(runs).toBe(0);
     expect(recording.calls).toEqual([]);

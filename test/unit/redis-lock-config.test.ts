@@ -5,6 +5,7 @@
  */
 
 import {
+  type LockAdapter,
   LockConfigError,
   type LockError,
   type LockTransport,
@@ -52,6 +53,14 @@ function capturing(): { transport: LockTransport; targets: RedisTarget[] } {
     },
   };
   return { transport, targets };
+}
+
+/** A `redis://` transport that connects every lock to `adapter`. */
+function over(adapter: LockAdapter): LockTransport {
+  return {
+    protocols: ["redis:"],
+    connect: async () => ({ adapter, ping: async () => {}, close: async () => {} }),
+  };
 }
 
 /** Configures a lock, opens it on a capturing transport and returns the resolved target. */
@@ -281,31 +290,13 @@ describe("defaults", () => {
   /** A lock held elsewhere on a shared adapter, and a RedisLock counting its acquire attempts. */
   async function attemptsOf(options: Record<string, unknown> | undefined, timeout: number) {
     const inner = memoryAdapter();
-    const holder = new RedisLock({
-      transports: [
-        {
-          protocols: ["redis:"],
-          connect: async () => ({ adapter: inner, ping: async () => {}, close: async () => {} }),
-        },
-      ],
-    });
+    const holder = new RedisLock({ transports: [over(inner)] });
     holder.configure({ connection: { host: "holder" } });
     await holder.open("holder");
     expect(await holder.tryAcquireLock("holder", "busy", 10_000)).toBe(true);
 
     const recording = record(inner);
-    const lock = new RedisLock({
-      transports: [
-        {
-          protocols: ["redis:"],
-          connect: async () => ({
-            adapter: recording.adapter,
-            ping: async () => {},
-            close: async () => {},
-          }),
-        },
-      ],
-    });
+    const lock = new RedisLock({ transports: [over(recording.adapter)] });
     lock.configure({ connection: { host: "waiter" }, ...(options && { options }) });
     await lock.open("waiter");
     const error = await lock.acquireLock("waiter", "busy", 1_000, timeout).then(
@@ -366,18 +357,7 @@ describe("defaults", () => {
   it("keeps fencing counters options.fence_retention ms, 24 h by default", async () => {
     const kept = async (options?: Record<string, unknown>) => {
       const recording = record(memoryAdapter());
-      const lock = new RedisLock({
-        transports: [
-          {
-            protocols: ["redis:"],
-            connect: async () => ({
-              adapter: recording.adapter,
-              ping: async () => {},
-              close: async () => {},
-            }),
-          },
-        ],
-      });
+      const lock = new RedisLock({ transports: [over(recording.adapter)] });
       lock.configure({ connection: { host: "h" }, ...(options && { options }) });
       await lock.open("t");
       expect(await lock.tryAcquireLock("t", "fence-retention", 1_000)).toBe(true);

@@ -7,6 +7,7 @@
 import { expect } from "vitest";
 import { startCpuHogs } from "../cpu-hog.js";
 import type { Scenario } from "../scenario.js";
+import { holdThroughBlackhole } from "./network-faults.js";
 
 /** S6: the holder is frozen (GC pause, Lambda freeze) for longer than its lease. */
 export const holderPaused: Scenario = {
@@ -156,26 +157,18 @@ export const cpuHogDuringHold: Scenario = {
   iterations: 3,
   promises: { exclusive: true, timelySignals: true, staleRejections: true },
   async run(context) {
-    const ttl = 500;
     const hogs = startCpuHogs(10_000);
     context.history.nemesis(`${hogs.count} CPU hogs`);
     try {
-      const a = await context.start(0, { ttl, work: [1_200, 1_400], driftFactor: BUSY_HOST_DRIFT });
-      const b = await context.start(1, { ttl, timeout: 5_000, transport: context.direct });
-      a.go();
-      await context.next(a, "read");
-      b.go();
-      await context.sleep(context.rng.between(50, 300));
-      await context.nemesis("blackhole", () => context.stack.proxy.blackhole());
-      const lost = await context.next(a, "lost", "info", 5_000);
-      expect(hogs.running(), "a CPU hog ended before the loss").toBe(hogs.count);
-      await context.nemesis("stop CPU hogs", () => hogs.stop());
-      await context.sleep(context.rng.between(0, 200));
-      await context.nemesis("heal", () => context.stack.proxy.heal());
-      await context.finish();
-      expect(lost.t, "abort time vs server-side expiry").toBeLessThan(context.expiryOf(lost.fence));
-      expect(context.last(a, "hold")).toMatchObject({ type: "fail", code: "LOCK_LOST" });
-      expect(context.last(b, "acquire", "ok").t).toBeGreaterThan(lost.t);
+      const holder = {
+        ttl: 500,
+        work: [1_200, 1_400] as [number, number],
+        driftFactor: BUSY_HOST_DRIFT,
+      };
+      await holdThroughBlackhole(context, holder, async () => {
+        expect(hogs.running(), "a CPU hog ended before the loss").toBe(hogs.count);
+        await context.nemesis("stop CPU hogs", () => hogs.stop());
+      });
     } finally {
       await hogs.stop();
     }
