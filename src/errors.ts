@@ -21,7 +21,8 @@ export type LockErrorCode =
   | "INVALID_CONFIG"
   | "NOT_OPENED"
   | "IDEMPOTENCY_KEY_REUSED"
-  | "IDEMPOTENCY_IN_PROGRESS";
+  | "IDEMPOTENCY_IN_PROGRESS"
+  | "IDEMPOTENCY_OUTCOME_UNKNOWN";
 
 /** What every {@link LockError} may carry besides its message. */
 export interface LockErrorDetails {

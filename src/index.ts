@@ -35,9 +35,27 @@ export {
 } from "./errors.js";
 export { FENCE_RETENTION, MIN_FENCE_RETENTION } from "./fence-retention.js";
 export { type HoldOptions, holding, settleLease } from "./hold.js";
+export { Claim, type ClaimSettings } from "./idempotency/claim.js";
 export { canonicalJson, sha256Hex } from "./idempotency/digest.js";
-export { IdempotencyConflictError, IdempotencyKeyReusedError } from "./idempotency/errors.js";
-export { heartbeat } from "./idempotency/heartbeat.js";
+export {
+  IdempotencyConflictError,
+  IdempotencyKeyReusedError,
+  IdempotencyOutcomeUnknownError,
+} from "./idempotency/errors.js";
+export {
+  type Begun,
+  type ClaimRequest,
+  IdempotencyFlow,
+  type IdempotencyFlowOptions,
+} from "./idempotency/flow.js";
+export { type StoreResponsesPolicy, storesStatus } from "./idempotency/policy.js";
+export {
+  type BegunCall,
+  type CallOutcome,
+  IdempotentResults,
+  type OnThrow,
+  type ResultPolicy,
+} from "./idempotency/results.js";
 export {
   type BeginOutcome,
   IdempotencyStore,

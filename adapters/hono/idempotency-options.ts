@@ -14,21 +14,14 @@ import {
   type LockAdapter,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MIN_TTL,
+  type StoreResponsesPolicy,
   describeValue as show,
+  storesStatus,
 } from "edgelock";
 import type { Context, Env } from "hono";
 import type { IdempotencyProblem } from "./idempotency-problem.js";
 import { DEFAULT_REPLAY_HEADERS, NEVER_REPLAYED } from "./idempotency-response.js";
 import { problemResponse } from "./respond.js";
-
-/** Which responses are stored for replay (the others free the key, so a retry runs again). */
-export type StoreResponsesPolicy =
-  /** 2xx, 3xx and 4xx except the transient 408, 409, 425 and 429. */
-  | "non-5xx"
-  /** 2xx and 3xx. */
-  | "success"
-  /** Every status, 5xx included (Stripe, and the IETF draft). */
-  | "all";
 
 /** What happens to the key when the handler throws. */
 export type OnThrowPolicy =
@@ -182,8 +175,6 @@ export interface IdempotencyMiddlewareOptions<E extends Env = Env> {
 
 /** The default cap on fingerprinted request bodies and stored response bodies: 1 MiB. */
 const DEFAULT_MAX_BYTES = 1_048_576;
-/** Statuses that report a transient condition: never stored under `"non-5xx"`. */
-const TRANSIENT = new Set([408, 409, 425, 429]);
 
 /** Checks the options once, at construction, and resolves the defaults. */
 export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOptions<E>) {
@@ -244,7 +235,7 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
     retention: checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL),
     lease: checkDuration(options.lease ?? DEFAULT_LEASE, "lease", MIN_TTL),
     wait: checkDuration(options.wait ?? 0, "wait", 0),
-    stores: storePolicy(storeResponses ?? "non-5xx"),
+    stores: storesStatus(storeResponses ?? "non-5xx"),
     onThrow: onThrow ?? "release",
     replayHeaders: new Set([...DEFAULT_REPLAY_HEADERS, ...replayHeaders]),
     bypassed: (contentType: string | null) =>
@@ -255,13 +246,6 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
 }
 
 const BYPASSED = ["text/event-stream", "application/x-ndjson"];
-
-/** Whether a response with a status is stored under a policy. */
-function storePolicy(policy: StoreResponsesPolicy): (status: number) => boolean {
-  if (policy === "all") return () => true;
-  if (policy === "success") return (status) => status >= 200 && status < 400;
-  return (status) => status < 500 && !TRANSIENT.has(status);
-}
 
 function oneOf<T extends string>(
   value: unknown,

@@ -20,10 +20,6 @@ export function checkObject(value: unknown, argument: string): void {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
 /** Middy's early-timeout error: the handler may still be running. */
 export function isTimeout(error: unknown): boolean {
   return error instanceof Error && error.name === "TimeoutError";

@@ -1,20 +1,22 @@
 import {
+  type ClaimRequest,
   canonicalJson,
   checkDuration,
   checkFunction,
   checkIdempotencyKey,
   DEFAULT_RETENTION,
-  IdempotencyConflictError,
-  IdempotencyKeyReusedError,
-  IdempotencyStore,
+  type IdempotencyConflictError,
+  IdempotencyFlow,
+  type IdempotencyKeyReusedError,
+  IdempotentResults,
   InvalidArgumentError,
   type LockAdapter,
   MIN_TTL,
-  type StoredOutcome,
   sha256Hex,
   describeValue as show,
+  storesStatus,
 } from "edgelock";
-import { checkObject, checkOptionalFunction, isTimeout, sleep } from "./checks.js";
+import { checkObject, checkOptionalFunction } from "./checks.js";
 import {
   bounded,
   checkLeaseOptions,
@@ -128,50 +130,29 @@ export function lambdaWithIdempotency<E, R, C extends LambdaContext = LambdaCont
   options: LambdaIdempotencyOptions<E, C, R>,
 ): (event: E, context: C) => Promise<Awaited<R>> {
   checkFunction(handler, "handler");
-  const flow = new IdempotentFlow(options);
+  const flow = new LambdaIdempotency(options);
   return async function idempotentHandler(event: E, context: C): Promise<Awaited<R>> {
-    const begun = await flow.begin(event, context);
-    if (begun.kind === "replay") return begun.result;
-    if (begun.kind === "skip") return await handler(event, context);
-    let result: Awaited<R>;
-    try {
-      result = await handler(event, context);
-    } catch (error) {
-      await flow.fail(begun.claim, error);
-      throw error;
-    }
-    await flow.complete(begun.claim, result);
+    const request = await flow.request(event, context);
+    if (!request) return await handler(event, context);
+    const { result } = await flow.results.run(
+      request,
+      async (): Promise<Awaited<R>> => await handler(event, context),
+    );
     return result;
   };
 }
 
-/** A record this invocation claimed. */
-export interface Claim {
-  key: string;
-  record: string;
-  token: string;
-}
-
-/** What beginning found. */
-type Begun<R> = { kind: "skip" } | { kind: "replay"; result: R } | { kind: "run"; claim: Claim };
-
-/** Statuses never stored for replay by default: a retry may well succeed. */
-const TRANSIENT = new Set([408, 409, 425, 429]);
-
 /**
- * The idempotency steps around a handler, shared by the wrapper and the middleware: begin
- * (claim, replay or refuse), complete (store or free) and fail (free or hold). `complete` and
- * `fail` never throw.
+ * The Lambda mapping of the idempotency flow, shared by the wrapper and the middleware: keys,
+ * scopes and leases from the event and its context, and HTTP-shaped results stored without
+ * their cookies and replayed with a marker header.
  */
-export class IdempotentFlow<E, C extends LambdaContext, R> {
+export class LambdaIdempotency<E, C extends LambdaContext, R> {
+  /** Runs calls through the shared flow, storing their results. */
+  readonly results: IdempotentResults<Awaited<R>>;
   readonly #options: LambdaIdempotencyOptions<E, C, R>;
-  readonly #store: IdempotencyStore;
-  readonly #retention: number;
   readonly #wait: number;
   readonly #bounds: LeaseBounds;
-  readonly #serialize: (result: Awaited<R>) => string;
-  readonly #deserialize: (text: string) => Awaited<R>;
-  readonly #storeResult: (result: Awaited<R>) => boolean;
 
   constructor(options: LambdaIdempotencyOptions<E, C, R>) {
     checkObject(options, "options");
@@ -193,98 +174,60 @@ export class IdempotentFlow<E, C extends LambdaContext, R> {
         `onThrow must be "release" or "hold", got ${show(options.onThrow)}`,
       );
     }
-    const header = options.replayHeader;
-    if (header !== undefined && header !== false && (typeof header !== "string" || !header)) {
+    const header = options.replayHeader ?? "Idempotent-Replayed";
+    if (header !== false && (typeof header !== "string" || !header)) {
       throw new InvalidArgumentError(
         "replayHeader",
         `replayHeader must be a header name or false, got ${show(header)}`,
       );
     }
     this.#options = options;
-    this.#store = new IdempotencyStore(options.adapter, { prefix: options.prefix });
-    this.#retention = checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL);
     this.#wait = checkDuration(options.wait ?? 0, "wait", 0);
     this.#bounds = checkLeaseOptions(options.lease);
-    this.#serialize = options.serialize ?? ((result) => JSON.stringify(result));
-    this.#deserialize = options.deserialize ?? ((text) => JSON.parse(text) as Awaited<R>);
-    this.#storeResult = options.storeResult ?? storableByDefault;
+    const flow = new IdempotencyFlow({
+      adapter: options.adapter,
+      prefix: options.prefix,
+      retention: checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL),
+      onStoreError: options.onStoreError,
+    });
+    const serialize = options.serialize ?? ((result: Awaited<R>) => JSON.stringify(result));
+    const deserialize = options.deserialize ?? ((text: string) => JSON.parse(text) as Awaited<R>);
+    this.results = new IdempotentResults(flow, {
+      serialize: (result) => serialize(withoutCookies(result)),
+      deserialize: (text) => marked(deserialize(text), header),
+      storable: options.storeResult ?? storableByDefault,
+      onThrow: options.onThrow ?? "release",
+    });
   }
 
-  /** Claims the event's key, or finds its stored result; throws 409 / 422 errors. */
-  async begin(event: E, context: C): Promise<Begun<Awaited<R>>> {
+  /** The event's claim request; undefined when it has no key (it runs without idempotency). */
+  async request(event: E, context: C): Promise<ClaimRequest | undefined> {
     const options = this.#options;
     const key = options.key(event, context);
-    if (key === undefined || key === null) return { kind: "skip" };
+    if (key === undefined || key === null) return undefined;
     checkIdempotencyKey(key);
     const scope =
       typeof options.scope === "function"
         ? options.scope(event, context)
         : (options.scope ?? context?.functionName ?? "");
-    const record = await this.#store.recordKey([scope, key]);
     const fingerprint = options.fingerprint
       ? await sha256Hex(canonicalJson(options.fingerprint(event, context)))
       : "";
-    const deadline = performance.now() + waitFor(context, this.#wait);
-    for (let attempt = 0; ; attempt++) {
+    return {
+      parts: [scope, key],
+      key,
+      fingerprint,
       // Sized afresh on every attempt, so a claim after a wait still ends at the deadline.
-      const begun = await this.#store.begin(record, fingerprint, bounded(context, this.#bounds));
-      if (begun.kind === "claimed")
-        return { kind: "run", claim: { key, record, token: begun.token } };
-      if (begun.kind === "reused") throw new IdempotencyKeyReusedError(key);
-      if (begun.kind === "replay") return { kind: "replay", result: this.#replay(begun.outcome) };
-      const left = deadline - performance.now();
-      if (left <= 0) throw new IdempotencyConflictError(key, begun.retryAfter);
-      const backoff = Math.random() * Math.min(1000, 50 * 2 ** attempt);
-      await sleep(Math.min(backoff, begun.retryAfter + 1, left));
-    }
-  }
-
-  /** Stores `result` for replay (or frees the key if it is not to be kept). Never throws. */
-  async complete(claim: Claim, result: Awaited<R>): Promise<void> {
-    try {
-      if (!this.#storeResult(result)) {
-        await this.#store.abandon(claim.record, claim.token);
-        return;
-      }
-      const outcome: StoredOutcome = {
-        status: 0,
-        headers: "",
-        body: result === undefined ? "" : this.#serialize(withoutCookies(result)),
-        encoding: result === undefined ? "undefined" : "json",
-        truncated: false,
-        failed: false,
-      };
-      const stored = await this.#store.finish(claim.record, claim.token, outcome, this.#retention);
-      if (!stored) this.#options.onLeaseLost?.(claim.key);
-    } catch (error) {
-      this.#report(error);
-    }
-  }
-
-  /** After the handler threw: frees the key, or holds it (`onThrow: "hold"`, timeouts). */
-  async fail(claim: Claim, error: unknown): Promise<void> {
-    if (this.#options.onThrow === "hold" || isTimeout(error)) return;
-    await this.#store.abandon(claim.record, claim.token).catch((failure: unknown) => {
-      this.#report(failure);
-    });
-  }
-
-  #replay(outcome: StoredOutcome): Awaited<R> {
-    if (outcome.encoding === "undefined") return undefined as Awaited<R>;
-    const result = this.#deserialize(outcome.body);
-    const header = this.#options.replayHeader ?? "Idempotent-Replayed";
-    if (header === false || !isHttpResult(result)) return result;
-    return { ...result, headers: { ...result.headers, [header]: "true" } } as Awaited<R>;
-  }
-
-  #report(error: unknown): void {
-    try {
-      this.#options.onStoreError?.(error);
-    } catch {
-      // A faulty listener must not replace the handler's outcome.
-    }
+      lease: () => bounded(context, this.#bounds),
+      renew: false,
+      wait: waitFor(context, this.#wait),
+      onLeaseLost: options.onLeaseLost && (() => options.onLeaseLost?.(key)),
+    };
   }
 }
+
+/** Whether a result is kept by default: all but HTTP-shaped results with a transient status. */
+const storableStatus = storesStatus("non-5xx");
 
 /** An API Gateway / ALB / function URL result: `{ statusCode, headers?, ... }`. */
 interface HttpResult {
@@ -303,8 +246,13 @@ function isHttpResult(value: unknown): value is HttpResult {
 }
 
 function storableByDefault(result: unknown): boolean {
-  if (!isHttpResult(result)) return true;
-  return result.statusCode < 500 && !TRANSIENT.has(result.statusCode);
+  return !isHttpResult(result) || storableStatus(result.statusCode);
+}
+
+/** A replayed HTTP-shaped result with `header: true`; others as they are. */
+function marked<T>(result: T, header: string | false): T {
+  if (header === false || !isHttpResult(result)) return result;
+  return { ...result, headers: { ...result.headers, [header]: "true" } } as T;
 }
 
 /** An HTTP-shaped result without its cookies (never replayed to someone else); others as is. */

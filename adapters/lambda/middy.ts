@@ -1,4 +1,5 @@
 import type {
+  Claim,
   IdempotencyConflictError,
   IdempotencyKeyReusedError,
   Lease,
@@ -8,8 +9,7 @@ import type {
 import { checkFunction, settleLease } from "edgelock";
 import { checkLocker, checkObject, isTimeout } from "./checks.js";
 import {
-  type Claim,
-  IdempotentFlow,
+  LambdaIdempotency,
   type LambdaIdempotencyOptions,
   type lambdaWithIdempotency,
 } from "./idempotency.js";
@@ -156,7 +156,7 @@ export function idempotencyMiddleware<
   R = unknown,
   C extends LambdaContext = LambdaContext,
 >(options: LambdaIdempotencyOptions<E, C, R>): MiddyMiddleware<E, R, C> {
-  const flow = new IdempotentFlow(options);
+  const flow = new LambdaIdempotency(options);
   /** The claim of each request in flight (reset per request: `internal` may be reused). */
   const claims = new WeakMap<object, Claim>();
 
@@ -164,7 +164,9 @@ export function idempotencyMiddleware<
     name: "edgelock-idempotency",
     before: async (request) => {
       claims.delete(request);
-      const begun = await flow.begin(request.event, request.context);
+      const claimRequest = await flow.request(request.event, request.context);
+      if (!claimRequest) return undefined;
+      const begun = await flow.results.begin(claimRequest);
       if (begun.kind === "run") claims.set(request, begun.claim);
       if (begun.kind !== "replay") return undefined;
       // middy ≥ 6 honours earlyResponse even when the stored response is undefined.
@@ -175,13 +177,13 @@ export function idempotencyMiddleware<
       const claim = claims.get(request);
       if (!claim) return;
       claims.delete(request);
-      await flow.complete(claim, request.response as Awaited<R>);
+      await flow.results.complete(claim, request.response as Awaited<R>);
     },
     onError: async (request) => {
       const claim = claims.get(request);
       if (!claim) return;
       claims.delete(request);
-      await flow.fail(claim, request.error);
+      await flow.results.fail(claim, isTimeout(request.error) ? "hold" : undefined);
     },
   };
 }

@@ -48,3 +48,24 @@ export class IdempotencyConflictError extends LockError {
     this.headers = { "Retry-After": String(Math.max(1, Math.ceil(retryAfter / 1000))) };
   }
 }
+
+/**
+ * The first request with this idempotency key ran, but its outcome cannot be replayed (`code:
+ * "IDEMPOTENCY_OUTCOME_UNKNOWN"`, 409): it was too large or could not be stored, or the run
+ * failed in a way that was kept (`onThrow: "hold"`). Running it again could repeat its effects,
+ * so the key stays taken until the record expires.
+ */
+export class IdempotencyOutcomeUnknownError extends LockError {
+  readonly statusCode = 409;
+  readonly status = 409;
+  readonly expose = true;
+  readonly headers: Readonly<Record<string, string>> = {};
+
+  constructor(key: string) {
+    super(
+      "IDEMPOTENCY_OUTCOME_UNKNOWN",
+      `the request with idempotency key "${key}" ran, but its outcome cannot be replayed`,
+      { key },
+    );
+  }
+}

@@ -13,7 +13,6 @@
 import type { LockAdapter, LockScript } from "../adapter.js";
 import { InvalidArgumentError, LockUnavailableError } from "../errors.js";
 import { retried } from "../retry.js";
-import { now, sleep } from "../time.js";
 import { newToken } from "../token.js";
 import { checkWellFormed, describeValue } from "../validate.js";
 import { sha256Hex } from "./digest.js";
@@ -129,36 +128,6 @@ export class IdempotencyStore {
       undefined,
       new TypeError("unexpected reply from the idempotency script"),
     );
-  }
-
-  /**
-   * Begins, and with `wait` > 0 polls a duplicate in progress (full-jitter backoff, never past
-   * its lease) until it finishes, the wait is over or `signal` aborts; then reports the last
-   * outcome.
-   */
-  async beginWaiting(
-    record: string,
-    fingerprint: string,
-    lease: number,
-    wait: number,
-    signal?: AbortSignal,
-  ): Promise<BeginOutcome> {
-    const deadline = now() + wait;
-    const token = newToken();
-    for (let attempt = 0; ; attempt++) {
-      const begun = await this.begin(record, fingerprint, lease, token);
-      const remaining = deadline - now();
-      if (begun.kind !== "in-progress" || remaining <= 0 || signal?.aborted) return begun;
-      const backoff = Math.random() * Math.min(1000, 50 * 2 ** attempt);
-      const aborted = await sleep(
-        Math.min(backoff, begun.retryAfter + 1, remaining),
-        signal,
-      ).done.then(
-        () => false,
-        () => true,
-      );
-      if (aborted) return begun;
-    }
   }
 
   /** Renews the lease of `token`'s record in progress; false if the lease was lost. */

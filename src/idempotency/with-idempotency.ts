@@ -9,9 +9,9 @@ import type { LockAdapter } from "../adapter.js";
 import { InvalidArgumentError } from "../errors.js";
 import { checkDuration, checkFunction, MIN_TTL } from "../validate.js";
 import { canonicalJson, sha256Hex } from "./digest.js";
-import { IdempotencyConflictError, IdempotencyKeyReusedError } from "./errors.js";
-import { heartbeat } from "./heartbeat.js";
-import { IdempotencyStore } from "./store.js";
+import type { IdempotencyConflictError, IdempotencyKeyReusedError } from "./errors.js";
+import { IdempotencyFlow } from "./flow.js";
+import { IdempotentResults } from "./results.js";
 
 /** Options of {@link withIdempotency}. */
 export interface IdempotencyOptions<A extends unknown[], R> {
@@ -98,59 +98,41 @@ export function withIdempotency<A extends unknown[], R>(
 ): (...args: A) => Promise<Awaited<R>> {
   checkFunction(fn, "fn");
   const settings = checkOptions(options);
-  const store = new IdempotencyStore(options.adapter, { prefix: options.prefix });
-  const serialize = options.serialize ?? ((result: Awaited<R>) => JSON.stringify(result));
-  const deserialize = options.deserialize ?? ((text: string) => JSON.parse(text) as Awaited<R>);
+  const flow = new IdempotencyFlow({
+    adapter: options.adapter,
+    prefix: options.prefix,
+    retention: settings.retention,
+  });
+  const results = new IdempotentResults<Awaited<R>>(flow, {
+    serialize: options.serialize ?? ((result) => JSON.stringify(result)),
+    deserialize: options.deserialize ?? ((text) => JSON.parse(text) as Awaited<R>),
+    storable: () => true,
+    onThrow: settings.onThrow,
+  });
 
   return async function idempotent(this: unknown, ...args: A): Promise<Awaited<R>> {
     const key = options.key(...args);
     if (key === undefined || key === null) return await fn.apply(this, args);
     checkIdempotencyKey(key);
     const scope = typeof options.scope === "function" ? options.scope(...args) : options.scope;
-    const record = await store.recordKey([scope ?? "", key]);
     const fingerprint = options.fingerprint
       ? await sha256Hex(canonicalJson(options.fingerprint(...args)))
       : "";
     const lease = typeof options.lease === "function" ? options.lease(...args) : settings.lease;
     checkDuration(lease, "lease", MIN_TTL);
-
-    const begun = await store.beginWaiting(record, fingerprint, lease, settings.wait);
-    if (begun.kind === "reused") throw new IdempotencyKeyReusedError(key);
-    if (begun.kind === "in-progress") throw new IdempotencyConflictError(key, begun.retryAfter);
-    if (begun.kind === "replay") {
-      if (begun.outcome.encoding === "undefined") return undefined as Awaited<R>;
-      return deserialize(begun.outcome.body);
-    }
-
-    const { token } = begun;
-    let lost = false;
-    const stop = heartbeat(
-      () => store.renew(record, token, lease),
-      lease,
-      () => {
-        lost = true;
-      },
-    );
-    let result: Awaited<R>;
-    try {
-      result = await fn.apply(this, args);
-    } catch (error) {
-      stop();
-      if (settings.onThrow === "release") await store.abandon(record, token).catch(() => false);
-      throw error;
-    }
-    stop();
-    const body = result === undefined ? "" : serialize(result);
-    const outcome = {
-      status: 0,
-      headers: "",
-      body,
-      encoding: result === undefined ? "undefined" : "json",
-      truncated: false,
-      failed: false,
+    const request = {
+      parts: [scope ?? "", key],
+      key,
+      fingerprint,
+      lease: () => lease,
+      renew: true,
+      wait: settings.wait,
+      onLeaseLost: options.onLeaseLost && (() => options.onLeaseLost?.(key)),
     };
-    const stored = !lost && (await store.finish(record, token, outcome, settings.retention));
-    if (!stored) options.onLeaseLost?.(key);
+    const { result } = await results.run(
+      request,
+      async (): Promise<Awaited<R>> => await fn.apply(this, args),
+    );
     return result;
   };
 }
