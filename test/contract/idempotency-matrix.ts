@@ -1,0 +1,179 @@
+/**
+ * The acceptance matrix of idempotency (from the IETF Idempotency-Key draft, AWS Powertools
+ * Idempotency and Stripe's idempotent requests), run against every front end over one transport.
+ * A row says what a user sees; each front end shows it in its own terms (a value or a thrown
+ * error, a response), which the drivers in idempotency-front-ends.ts translate.
+ */
+
+import type { LockAdapter } from "edgelock";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blocker, delay } from "../support/async.js";
+import { type Call, FRONT_ENDS, type Setup } from "./idempotency-front-ends.js";
+import type { ContractTarget } from "./lock-contract.js";
+
+/** Registers the matrix for every front end over one transport. */
+export function describeIdempotencyMatrix(name: string, open: () => Promise<ContractTarget>): void {
+  describe(`idempotency matrix over ${name}`, () => {
+    let target: ContractTarget;
+    let test = 0;
+
+    beforeAll(async () => {
+      target = await open();
+    });
+    afterAll(async () => {
+      await target?.close();
+    });
+
+    describe.each(FRONT_ENDS.map((frontEnd) => [frontEnd.name, frontEnd] as const))(
+      "%s",
+      (_, frontEnd) => {
+        /** An operation over the transport, in a namespace of its own, counting the work's runs. */
+        const build = (work: Setup["work"], options: Partial<Setup> = {}) => {
+          const runs = { count: 0 };
+          const operation = frontEnd.build({
+            adapter: target.adapter,
+            prefix: `m${Date.now()}-${++test}`,
+            ...options,
+            work: async (body) => {
+              runs.count++;
+              return work(body);
+            },
+          });
+          return { operation, runs };
+        };
+        const key = () => `key-${crypto.randomUUID()}`;
+
+        it("runs once per key and replays the result to a retry", async () => {
+          const { operation, runs } = build((body) => ({ charged: body }));
+          const call = { key: key(), body: { amount: 5 } };
+          const first = await operation(call);
+          expect(first).toMatchObject({ kind: "ok", value: { charged: { amount: 5 } } });
+          if (frontEnd.http) expect(first).toMatchObject({ replayed: false });
+          const retry = await operation(call);
+          expect(retry).toMatchObject({ kind: "ok", value: { charged: { amount: 5 } } });
+          if (frontEnd.http) expect(retry).toMatchObject({ replayed: true });
+          expect(runs.count).toBe(1);
+          expect(await operation({ key: key(), body: { amount: 5 } })).toMatchObject({
+            kind: "ok",
+          });
+          expect(runs.count).toBe(2);
+        });
+
+        it("runs calls without a key every time", async () => {
+          const { operation, runs } = build(() => "ran");
+          await operation({ body: 1 });
+          await operation({ body: 1 });
+          expect(runs.count).toBe(2);
+        });
+
+        it("refuses a duplicate while the first runs with 409 and Retry-After, then replays", async () => {
+          const owner = blocker();
+          const { operation, runs } = build(async () => {
+            await owner.block();
+            return "done";
+          });
+          const call = { key: key() };
+          const first = operation(call);
+          await owner.started;
+          const duplicate = await operation(call);
+          expect(duplicate).toMatchObject({ kind: "refused", status: 409 });
+          expect(duplicate.kind === "refused" && duplicate.retryAfter).toBeGreaterThanOrEqual(1);
+          owner.release();
+          expect(await first).toMatchObject({ kind: "ok", value: "done" });
+          expect(await operation(call)).toMatchObject({ kind: "ok", value: "done" });
+          expect(runs.count).toBe(1);
+        });
+
+        it("refuses the same key for a different payload with 422, checked first", async () => {
+          const { operation, runs } = build((body) => body, { fingerprint: true });
+          const id = key();
+          expect(await operation({ key: id, body: { amount: 5 } })).toMatchObject({ kind: "ok" });
+          const reused = await operation({ key: id, body: { amount: 6 } });
+          expect(reused).toMatchObject({ kind: "refused", status: 422 });
+          expect(await operation({ key: id, body: { amount: 5 } })).toMatchObject({
+            kind: "ok",
+            value: { amount: 5 },
+          });
+          expect(runs.count).toBe(1);
+        });
+
+        it("frees the key when the work throws, telling the caller; a retry runs again", async () => {
+          let fail = true;
+          const { operation, runs } = build(() => {
+            if (fail) throw new Error("card declined by a flaky network");
+            return "charged";
+          });
+          const call = { key: key() };
+          expect(await operation(call)).toMatchObject({ kind: "threw" });
+          fail = false;
+          expect(await operation(call)).toMatchObject({ kind: "ok", value: "charged" });
+          expect(runs.count).toBe(2);
+        });
+
+        it("in wait mode, gives a duplicate the first call's result once it finishes", async () => {
+          const work = async () => {
+            await delay(150);
+            return "slow";
+          };
+          const { operation, runs } = build(work, { wait: 2_000 });
+          const call = { key: key() };
+          const [a, b] = await Promise.all([
+            operation(call),
+            delay(20).then(() => operation(call)),
+          ]);
+          expect(a).toMatchObject({ kind: "ok", value: "slow" });
+          expect(b).toMatchObject({ kind: "ok", value: "slow" });
+          expect(runs.count).toBe(1);
+        });
+
+        it("keeps two callers' records apart", async () => {
+          const { operation, runs } = build((body) => body);
+          const id = key();
+          await operation({ key: id, caller: "alice", body: "alice's order" });
+          const bob = await operation({ key: id, caller: "bob", body: "bob's order" });
+          expect(bob).toMatchObject({ kind: "ok", value: "bob's order" });
+          expect(runs.count).toBe(2);
+        });
+
+        it("frees the key of a run that stopped renewing once its lease ends; the stale run stores nothing", async () => {
+          const real = target.adapter;
+          const crashed: LockAdapter = {
+            name: "crashed",
+            evalScript: (script, keys, args) =>
+              script.name === "idempotency-renew"
+                ? Promise.reject(new Error("crashed"))
+                : real.evalScript(script, keys, args),
+          };
+          const hang = blocker();
+          const lost: string[] = [];
+          let run = 0;
+          const work = async () => {
+            const mine = ++run;
+            if (mine === 1) await hang.block();
+            return `run ${mine}`;
+          };
+          const prefix = `m${Date.now()}-crash-${++test}`;
+          const options = { prefix, work, lease: 400, onLeaseLost: () => lost.push("lost") };
+          const stale = frontEnd.build({ ...options, adapter: crashed });
+          const retry = frontEnd.build({ ...options, adapter: real });
+          const call: Call = { key: key() };
+          const first = stale(call);
+          await hang.started;
+          expect(await retry(call)).toMatchObject({ kind: "refused", status: 409 });
+          await delay(450);
+          expect(await retry(call)).toMatchObject({ kind: "ok", value: "run 2" });
+          hang.release();
+          if (frontEnd.deadline) {
+            // middy timed the stale invocation out at its deadline: it never got to store.
+            expect(await first).toMatchObject({ kind: "threw" });
+            expect(lost).toEqual([]);
+          } else {
+            expect(await first).toMatchObject({ kind: "ok", value: "run 1" });
+            expect(lost).toEqual(["lost"]);
+          }
+          expect(await retry(call)).toMatchObject({ kind: "ok", value: "run 2" });
+        });
+      },
+    );
+  });
+}
