@@ -68,7 +68,8 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
   /**
    * When the handler throws: `"release"` frees the key so a retry runs again (the error is
    * rethrown unchanged); `"hold"` keeps it until the lease ends, just after the deadline.
-   * Middy's early `TimeoutError` always holds: the handler may still be running.
+   * With the middy middleware, middy's early timeout always holds: the handler may still be
+   * running. A `TimeoutError` of the handler's own is an error like any other.
    * @default "release"
    */
   onThrow?: "release" | "hold";

@@ -7,7 +7,7 @@ import type {
   LockTimeoutError,
 } from "edgelock";
 import { checkFunction, settleLease } from "edgelock";
-import { checkLocker, checkObject, isTimeout } from "./checks.js";
+import { checkLocker, checkObject } from "./checks.js";
 import {
   LambdaIdempotency,
   type LambdaIdempotencyOptions,
@@ -15,6 +15,7 @@ import {
 } from "./idempotency.js";
 import type { LambdaContext, LeaseOptions, leaseFor } from "./lease.js";
 import { acquire, checkLockOptions } from "./lock.js";
+import { timedOutEarly, watchForTimeout } from "./middy-timeout.js";
 
 /** The part of a middy request the middlewares use (`middy.Request`, typed structurally). */
 export interface MiddyRequest<E = unknown, R = unknown, C extends LambdaContext = LambdaContext> {
@@ -74,8 +75,14 @@ export interface LockMiddlewareOptions<E, C extends LambdaContext> {
  *   ends. The error is left untouched for the middlewares after it, and a failed release never
  *   masks it. If the lease was lost before its release (the release found another holder's
  *   token: Redis restarted without persistence or failed over), `after` throws the
- *   `LockLostError` (code `LOCK_LOST`) instead of letting the handler's response stand. On middy's early `TimeoutError` the lock is kept: the handler may still be running,
- *   and the lease ends just after the deadline anyway.
+ *   `LockLostError` (code `LOCK_LOST`) instead of letting the handler's response stand.
+ * - When middy times the handler out (`timeoutEarlyInMillis`), the lock is kept: the handler may
+ *   still be running, and the lease ends just after the deadline anyway. This holds in any
+ *   order of the middlewares (`@middy/http-error-handler` before or after this one): middy's
+ *   timeout is told by the mark middy puts on it, not by its name, so a `TimeoutError` the
+ *   handler throws itself (`AbortSignal.timeout` on a `fetch`) releases the lock like any error.
+ *   A `timeoutEarlyResponse` that returns a response instead of throwing cannot be told from
+ *   the handler's own: keep middy's default.
  *
  * @example
  * ```ts
@@ -106,6 +113,7 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
     name: "edgelock-lock",
     before: async (request) => {
       leases.delete(request);
+      watchForTimeout(request);
       const key = await options.key(request.event, request.context);
       const lease = await acquire(locker, key, request.context, settings);
       leases.set(request, lease);
@@ -117,8 +125,8 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
       if (lost !== undefined) throw lost; // never let the handler's result stand
     },
     onError: async (request) => {
-      if (isTimeout(request.error)) {
-        leases.delete(request);
+      if (timedOutEarly(request)) {
+        leases.delete(request); // still running: the lease ends just after the deadline
         return;
       }
       await releaseOwn(request);
@@ -136,8 +144,9 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
  *   {@link IdempotencyConflictError} (409, `Retry-After`), a key reused for a different request
  *   {@link IdempotencyKeyReusedError} (422): `@middy/http-error-handler` maps both.
  * - `after` stores `request.response`, awaited.
- * - `onError` frees the key (or holds it, per `onThrow`; always on middy's `TimeoutError`),
- *   leaving the error untouched for the middlewares after it.
+ * - `onError` frees the key (or holds it, per `onThrow`), leaving the error untouched for the
+ *   middlewares after it. When middy times the handler out, the key stays claimed until its
+ *   lease ends, in any middleware order, as {@link lockMiddleware} keeps its lock.
  *
  * Order: the response stored and replayed is the one this middleware's `after` sees, so `use`
  * it before (outside) the middlewares that shape the response, such as http-response-serializer
@@ -164,6 +173,7 @@ export function idempotencyMiddleware<
     name: "edgelock-idempotency",
     before: async (request) => {
       claims.delete(request);
+      watchForTimeout(request);
       const claimRequest = await flow.request(request.event, request.context);
       if (!claimRequest) return undefined;
       const begun = await flow.results.begin(claimRequest);
@@ -183,7 +193,7 @@ export function idempotencyMiddleware<
       const claim = claims.get(request);
       if (!claim) return;
       claims.delete(request);
-      await flow.results.fail(claim, isTimeout(request.error) ? "hold" : undefined);
+      await flow.results.fail(claim, timedOutEarly(request) ? "hold" : undefined);
     },
   };
 }

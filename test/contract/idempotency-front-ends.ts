@@ -5,7 +5,8 @@
  *
  * - `withIdempotency` around a plain function;
  * - `lambdaWithIdempotency` around a per-record function (an SQS-style consumer);
- * - middy's `idempotencyMiddleware` on an API Gateway handler, with `@middy/http-error-handler`;
+ * - middy's `idempotencyMiddleware` on an API Gateway handler, with `@middy/http-error-handler`
+ *   used before it and after it;
  * - Hono's `idempotency()` middleware, through `app.request()`.
  *
  * A call carries a key, a payload and a caller; its outcome is a value (run or replayed), a
@@ -179,43 +180,50 @@ const callerOf = (event: APIGatewayProxyEventV2) =>
       ?.caller,
   );
 
-const middyHttp: FrontEnd = {
-  name: "idempotencyMiddleware (middy)",
-  http: true,
-  deadline: true,
-  build(setup) {
-    const lease = setup.lease ?? DEFAULT_LEASE;
-    const handler = middy(
-      async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => ({
-        statusCode: 200,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(await setup.work(JSON.parse(event.body ?? "null"))),
-      }),
-    )
-      .use(httpErrorHandler({ logger: false }))
-      .use(
-        idempotencyMiddleware<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>({
-          adapter: setup.adapter,
-          prefix: setup.prefix,
-          key: (event) => event.headers["idempotency-key"],
-          scope: (event) => `orders:${callerOf(event)}`,
-          fingerprint: setup.fingerprint ? (event) => event.body : false,
-          wait: setup.wait,
-          lease: { safety: SAFETY },
-          onLeaseLost: setup.onLeaseLost,
+/**
+ * The middy middleware on an API Gateway handler, with `@middy/http-error-handler` used before
+ * it (outside: its `onError` runs last) or after it (inside: its `onError` runs first).
+ */
+function middyHttp(errorHandler: "before" | "after"): FrontEnd {
+  return {
+    name: `idempotencyMiddleware (middy, http-error-handler ${errorHandler})`,
+    http: true,
+    deadline: true,
+    build(setup) {
+      const lease = setup.lease ?? DEFAULT_LEASE;
+      const idempotent = idempotencyMiddleware<
+        APIGatewayProxyEventV2,
+        APIGatewayProxyStructuredResultV2
+      >({
+        adapter: setup.adapter,
+        prefix: setup.prefix,
+        key: (event) => event.headers["idempotency-key"],
+        scope: (event) => `orders:${callerOf(event)}`,
+        fingerprint: setup.fingerprint ? (event) => event.body : false,
+        wait: setup.wait,
+        lease: { safety: SAFETY },
+        onLeaseLost: setup.onLeaseLost,
+      });
+      const errors = httpErrorHandler({ logger: false });
+      const handler = middy(
+        async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => ({
+          statusCode: 200,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(await setup.work(JSON.parse(event.body ?? "null"))),
         }),
-      );
-    return async (call) => {
-      const response = await handler(httpEvent(call), lambdaContext(lease - SAFETY));
-      const headers = response.headers ?? {};
-      const header = (name: string) => {
-        const found = Object.entries(headers).find(([key]) => key.toLowerCase() === name);
-        return found === undefined ? undefined : String(found[1]);
+      ).use(errorHandler === "before" ? [errors, idempotent] : [idempotent, errors]);
+      return async (call) => {
+        const response = await handler(httpEvent(call), lambdaContext(lease - SAFETY));
+        const headers = response.headers ?? {};
+        const header = (name: string) => {
+          const found = Object.entries(headers).find(([key]) => key.toLowerCase() === name);
+          return found === undefined ? undefined : String(found[1]);
+        };
+        return answered(response.statusCode ?? 200, header, String(response.body ?? ""));
       };
-      return answered(response.statusCode ?? 200, header, String(response.body ?? ""));
-    };
-  },
-};
+    },
+  };
+}
 
 const honoMiddleware: FrontEnd = {
   name: "idempotency (Hono)",
@@ -253,6 +261,7 @@ const honoMiddleware: FrontEnd = {
 export const FRONT_ENDS: readonly FrontEnd[] = [
   plainFunction,
   lambdaRecords,
-  middyHttp,
+  middyHttp("before"),
+  middyHttp("after"),
   honoMiddleware,
 ];

@@ -110,6 +110,43 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
           expect(runs.count).toBe(2);
         });
 
+        it("frees the key when the work's own TimeoutError fails it (a fetch with AbortSignal.timeout)", async () => {
+          let fail = true;
+          const { operation, runs } = build(async () => {
+            if (!fail) return "fetched";
+            const signal = AbortSignal.timeout(1);
+            await delay(20);
+            throw signal.reason; // a DOMException named TimeoutError, as fetch rejects with it
+          });
+          const call = { key: key() };
+          expect(await operation(call)).toMatchObject({ kind: "threw" });
+          fail = false;
+          expect(await operation(call)).toMatchObject({ kind: "ok", value: "fetched" });
+          expect(runs.count).toBe(2);
+        });
+
+        // Only where something stops the work at the invocation's deadline (middy).
+        if (frontEnd.deadline) {
+          it("keeps the key of a call timed out at its deadline while the work still runs", async () => {
+            const hang = blocker();
+            let run = 0;
+            const work = async () => {
+              const mine = ++run;
+              if (mine === 1) await hang.block();
+              return `run ${mine}`;
+            };
+            const { operation } = build(work, { lease: 400 });
+            const call = { key: key() };
+            // The invocation has 300 ms; middy answers at its deadline while the work goes on.
+            expect(await operation(call)).toMatchObject({ kind: "threw" });
+            expect(await operation(call)).toMatchObject({ kind: "refused", status: 409 });
+            expect(run).toBe(1);
+            hang.release();
+            await delay(150); // the lease (deadline + safety) ends
+            expect(await operation(call)).toMatchObject({ kind: "ok", value: "run 2" });
+          });
+        }
+
         it("in wait mode, gives a duplicate the first call's result once it finishes", async () => {
           const work = async () => {
             await delay(150);

@@ -1,5 +1,6 @@
 /// <reference types="node" />
 import middy from "@middy/core";
+import httpErrorHandler from "@middy/http-error-handler";
 import type { Context } from "aws-lambda";
 import {
   createLocker,
@@ -645,6 +646,70 @@ describe("lockMiddleware with middy", () => {
     await delay(150);
     expect((await locker.inspect("k")).held).toBe(false);
     stillRunning.open();
+  });
+});
+
+describe("lockMiddleware with middy's early timeout and http-error-handler", () => {
+  type Order = "before" | "after";
+  /** A middy handler under the lock, with http-error-handler used before or after it. */
+  function lockedHandler(
+    locker: ReturnType<typeof createLocker>,
+    order: Order,
+    handler: () => Promise<unknown>,
+  ) {
+    const lock = lockMiddleware({ locker, key: () => "account:1" });
+    const errors = httpErrorHandler({ logger: false });
+    return middy(handler, { timeoutEarlyInMillis: 50 }).use(
+      order === "before" ? [errors, lock] : [lock, errors],
+    );
+  }
+
+  it.each<Order>(["before", "after"])(
+    "keeps the lock while the timed-out handler still runs (http-error-handler %s)",
+    async (order) => {
+      const locker = createLocker({ adapter: memoryAdapter() });
+      const stillRunning = gate();
+      let running = 0;
+      let overlapped = false;
+      const handler = lockedHandler(locker, order, async () => {
+        running++;
+        if (running > 1) overlapped = true;
+        await stillRunning.promise;
+        running--;
+        return { statusCode: 200 };
+      });
+      // middy answers 500 at the deadline; the handler goes on.
+      expect(await handler({}, lambdaContext(150))).toMatchObject({ statusCode: 500 });
+      expect((await locker.inspect("account:1")).held).toBe(true);
+      expect(await handler({}, lambdaContext(3_000))).toMatchObject({ statusCode: 409 });
+      expect(overlapped).toBe(false);
+      stillRunning.open();
+    },
+  );
+
+  it.each<Order>(["before", "after"])(
+    "releases the lock on a TimeoutError of the handler's own (http-error-handler %s)",
+    async (order) => {
+      const locker = createLocker({ adapter: memoryAdapter() });
+      const handler = lockedHandler(locker, order, async () => {
+        const signal = AbortSignal.timeout(1);
+        await delay(20);
+        throw signal.reason; // what fetch rejects with when its AbortSignal.timeout fires
+      });
+      expect(await handler({}, lambdaContext(3_000))).toMatchObject({ statusCode: 500 });
+      expect((await locker.inspect("account:1")).held).toBe(false);
+    },
+  );
+
+  it("releases the lock when a handler's error only looks like middy's (no middy mark)", async () => {
+    const locker = createLocker({ adapter: memoryAdapter() });
+    const handler = middy(async () => {
+      throw Object.assign(new Error("upstream timed out"), { name: "TimeoutError" });
+    }).use(lockMiddleware({ locker, key: () => "account:1" }));
+    expect(await rejection(handler({}, lambdaContext(3_000)))).toMatchObject({
+      name: "TimeoutError",
+    });
+    expect((await locker.inspect("account:1")).held).toBe(false);
   });
 });
 
