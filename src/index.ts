@@ -34,7 +34,7 @@ export {
   LockUnavailableError,
 } from "./errors.js";
 export { FENCE_RETENTION, MIN_FENCE_RETENTION } from "./fence-retention.js";
-export { type HoldOptions, holding, settleLease } from "./hold.js";
+export { type HoldingOptions, type HoldOptions, holding, settleLease } from "./hold.js";
 export { Claim, type ClaimSettings } from "./idempotency/claim.js";
 export { canonicalJson, sha256Hex } from "./idempotency/digest.js";
 export {

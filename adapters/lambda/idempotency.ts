@@ -17,6 +17,7 @@ import {
   storesStatus,
 } from "edgelock";
 import { checkObject, checkOptionalFunction } from "./checks.js";
+import { checkMargin, InvocationDeadline } from "./deadline.js";
 import {
   bounded,
   checkLeaseOptions,
@@ -61,7 +62,8 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
   lease?: LeaseOptions;
   /**
    * How long to wait for a duplicate in progress, in milliseconds (at most half the remaining
-   * time); its result is replayed if it finishes in time, else {@link IdempotencyConflictError}.
+   * time less the `margin`); its result is replayed if it finishes in time, else
+   * {@link IdempotencyConflictError}.
    * @default 0
    */
   wait?: number;
@@ -91,6 +93,15 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
   replayHeader?: string | false;
   /** Told when the lease was lost while the handler ran: its result was not stored. */
   onLeaseLost?: (key: string) => void;
+  /**
+   * How long before the invocation's deadline every Redis request must be done, in
+   * milliseconds: each is bounded by the remaining time less this, so a Redis that does not
+   * answer gives `LOCK_UNAVAILABLE` while the handler can still answer, not Lambda's "Task
+   * timed out". A result that would be stored within the margin is not: the claim then ends
+   * with its lease, just after the deadline.
+   * @default 200
+   */
+  margin?: number;
   /**
    * Told when storing a result or freeing a key failed (Redis unreachable). Never thrown: the
    * handler's outcome stands, and the key frees itself when the lease ends.
@@ -133,13 +144,18 @@ export function lambdaWithIdempotency<E, R, C extends LambdaContext = LambdaCont
   checkFunction(handler, "handler");
   const flow = new LambdaIdempotency(options);
   return async function idempotentHandler(event: E, context: C): Promise<Awaited<R>> {
-    const request = await flow.request(event, context);
-    if (!request) return await handler(event, context);
-    const { result } = await flow.results.run(
-      request,
-      async (): Promise<Awaited<R>> => await handler(event, context),
-    );
-    return result;
+    const deadline = flow.deadline(context);
+    try {
+      const request = await flow.request(event, context, deadline.signal);
+      if (!request) return await handler(event, context);
+      const { result } = await flow.results.run(
+        request,
+        async (): Promise<Awaited<R>> => await handler(event, context),
+      );
+      return result;
+    } finally {
+      deadline.dispose();
+    }
   };
 }
 
@@ -154,6 +170,7 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
   readonly #options: LambdaIdempotencyOptions<E, C, R>;
   readonly #wait: number;
   readonly #bounds: LeaseBounds;
+  readonly #margin: number;
 
   constructor(options: LambdaIdempotencyOptions<E, C, R>) {
     checkObject(options, "options");
@@ -185,6 +202,7 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
     this.#options = options;
     this.#wait = checkDuration(options.wait ?? 0, "wait", 0);
     this.#bounds = checkLeaseOptions(options.lease);
+    this.#margin = checkMargin(options.margin);
     const flow = new IdempotencyFlow({
       adapter: options.adapter,
       prefix: options.prefix,
@@ -201,8 +219,16 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
     });
   }
 
-  /** The event's claim request; undefined when it has no key (it runs without idempotency). */
-  async request(event: E, context: C): Promise<ClaimRequest | undefined> {
+  /** The deadline of an invocation's requests: dispose of it when the invocation is done. */
+  deadline(context: C): InvocationDeadline {
+    return new InvocationDeadline(context, this.#margin);
+  }
+
+  /**
+   * The event's claim request, every request bounded by `deadline`; undefined when the event has
+   * no key (it runs without idempotency).
+   */
+  async request(event: E, context: C, deadline: AbortSignal): Promise<ClaimRequest | undefined> {
     const options = this.#options;
     const key = options.key(event, context);
     if (key === undefined || key === null) return undefined;
@@ -221,7 +247,9 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
       // Sized afresh on every attempt, so a claim after a wait still ends at the deadline.
       lease: () => bounded(context, this.#bounds),
       renew: false,
-      wait: waitFor(context, this.#wait),
+      wait: waitFor(context, this.#wait, this.#margin),
+      signal: deadline,
+      deadline,
       onLeaseLost: options.onLeaseLost && (() => options.onLeaseLost?.(key)),
     };
   }

@@ -1,4 +1,5 @@
 import type {
+  BegunCall,
   Claim,
   IdempotencyConflictError,
   IdempotencyKeyReusedError,
@@ -8,13 +9,14 @@ import type {
 } from "edgelock";
 import { checkFunction, settleLease } from "edgelock";
 import { checkLocker, checkObject } from "./checks.js";
+import { InvocationDeadline } from "./deadline.js";
 import {
   LambdaIdempotency,
   type LambdaIdempotencyOptions,
   type lambdaWithIdempotency,
 } from "./idempotency.js";
 import type { LambdaContext, LeaseOptions, leaseFor } from "./lease.js";
-import { acquire, checkLockOptions } from "./lock.js";
+import { acquire, checkLockOptions, type LambdaLockOptions, reportRelease } from "./lock.js";
 import { timedOutEarly, watchForTimeout } from "./middy-timeout.js";
 
 /** The part of a middy request the middlewares use (`middy.Request`, typed structurally). */
@@ -48,7 +50,7 @@ export interface LockMiddlewareOptions<E, C extends LambdaContext> {
   key: (event: E, context: C) => string | PromiseLike<string>;
   /**
    * How long to wait for a lock held by someone else, in milliseconds (at most half the
-   * remaining time); 0 makes one attempt.
+   * remaining time less the `margin`); 0 makes one attempt.
    * @default 0
    */
   wait?: number;
@@ -62,6 +64,12 @@ export interface LockMiddlewareOptions<E, C extends LambdaContext> {
   setToContext?: boolean;
   /** Told about a release that failed; never thrown (the lease ends just after the deadline). */
   onReleaseError?: (error: unknown) => void;
+  /**
+   * How long before the invocation's deadline every Redis request must be done, in
+   * milliseconds (see {@link LambdaLockOptions.margin}).
+   * @default 200
+   */
+  margin?: number;
 }
 
 /**
@@ -98,38 +106,47 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
   const locker = checkLocker(options.locker);
   checkFunction(options.key, "key");
   const settings = checkLockOptions(options);
-  /** The lease of each request in flight: its own, never another middleware's or request's. */
-  const leases = new WeakMap<object, Lease>();
+  /** What each request in flight holds: its own, never another middleware's or request's. */
+  const held = new WeakMap<object, { key: string; lease?: Lease; deadline: InvocationDeadline }>();
 
-  /** Releases the request's lease; resolves with its loss if it was not held to the end. */
-  const releaseOwn = async (request: MiddyRequest<E, R, C>): Promise<unknown> => {
-    const lease = leases.get(request);
-    if (!lease) return undefined;
-    leases.delete(request);
-    return settleLease(lease, settings.onReleaseError);
+  /**
+   * Ends the request's hold: releases its lease unless `keep`, and clears its deadline; resolves
+   * with the lease's loss if it was not held to the end.
+   */
+  const end = async (request: MiddyRequest<E, R, C>, keep = false): Promise<unknown> => {
+    const hold = held.get(request);
+    if (!hold) return undefined;
+    held.delete(request);
+    const { key, lease, deadline } = hold;
+    try {
+      if (!lease || keep) return undefined;
+      const onReleaseError = settings.onReleaseError && reportRelease(deadline, key, settings);
+      return await settleLease(lease, { onReleaseError, signal: deadline.signal });
+    } finally {
+      deadline.dispose();
+    }
   };
 
   return {
     name: "edgelock-lock",
     before: async (request) => {
-      leases.delete(request);
+      held.delete(request);
       watchForTimeout(request);
       const key = await options.key(request.event, request.context);
-      const lease = await acquire(locker, key, request.context, settings);
-      leases.set(request, lease);
-      if (options.setToContext) Object.assign(request.context as object, { lease });
+      const deadline = new InvocationDeadline(request.context, settings.margin);
+      const hold: { key: string; lease?: Lease; deadline: InvocationDeadline } = { key, deadline };
+      held.set(request, hold);
+      hold.lease = await acquire(locker, key, request.context, settings, deadline);
+      if (options.setToContext) Object.assign(request.context as object, { lease: hold.lease });
       return undefined;
     },
     after: async (request) => {
-      const lost = await releaseOwn(request);
+      const lost = await end(request);
       if (lost !== undefined) throw lost; // never let the handler's result stand
     },
     onError: async (request) => {
-      if (timedOutEarly(request)) {
-        leases.delete(request); // still running: the lease ends just after the deadline
-        return;
-      }
-      await releaseOwn(request);
+      // Timed out by middy, the handler may still be running: the lease ends after the deadline.
+      await end(request, timedOutEarly(request));
     },
   };
 }
@@ -167,33 +184,47 @@ export function idempotencyMiddleware<
 >(options: LambdaIdempotencyOptions<E, C, R>): MiddyMiddleware<E, R, C> {
   const flow = new LambdaIdempotency(options);
   /** The claim of each request in flight (reset per request: `internal` may be reused). */
-  const claims = new WeakMap<object, Claim>();
+  const claims = new WeakMap<object, { claim?: Claim; deadline: InvocationDeadline }>();
+
+  /** Forgets the request's claim and clears its deadline. */
+  const end = (request: MiddyRequest<E, R, C>): void => {
+    claims.get(request)?.deadline.dispose();
+    claims.delete(request);
+  };
 
   return {
     name: "edgelock-idempotency",
     before: async (request) => {
       claims.delete(request);
       watchForTimeout(request);
-      const claimRequest = await flow.request(request.event, request.context);
-      if (!claimRequest) return undefined;
-      const begun = await flow.results.begin(claimRequest);
-      if (begun.kind === "run") claims.set(request, begun.claim);
-      if (begun.kind !== "replay") return undefined;
+      const deadline = flow.deadline(request.context);
+      const entry: { claim?: Claim; deadline: InvocationDeadline } = { deadline };
+      claims.set(request, entry);
+      let begun: BegunCall<Awaited<R>> | undefined;
+      try {
+        const claimRequest = await flow.request(request.event, request.context, deadline.signal);
+        begun = claimRequest && (await flow.results.begin(claimRequest));
+      } finally {
+        if (begun?.kind === "run") entry.claim = begun.claim;
+        else end(request);
+      }
+      if (begun?.kind !== "replay") return undefined;
       // middy ≥ 6 honours earlyResponse even when the stored response is undefined.
       request.earlyResponse = begun.result as R;
       return begun.result as R | undefined;
     },
     after: async (request) => {
-      const claim = claims.get(request);
-      if (!claim) return;
-      claims.delete(request);
-      await flow.results.complete(claim, request.response as Awaited<R>);
+      const entry = claims.get(request);
+      const claim = entry?.claim;
+      if (claim) await flow.results.complete(claim, request.response as Awaited<R>);
+      end(request);
     },
     onError: async (request) => {
-      const claim = claims.get(request);
-      if (!claim) return;
-      claims.delete(request);
-      await flow.results.fail(claim, timedOutEarly(request) ? "hold" : undefined);
+      const entry = claims.get(request);
+      const claim = entry?.claim;
+      // Timed out by middy, the handler may still be running: the key stays claimed.
+      if (claim) await flow.results.fail(claim, timedOutEarly(request) ? "hold" : undefined);
+      end(request);
     },
   };
 }

@@ -10,7 +10,9 @@
  *   batch item failure, to be retried later.
  *
  * Both leases are bounded by the invocation's remaining time: no heartbeat, and a retry after a
- * timeout proceeds about a second after the deadline. See README.md to deploy it.
+ * timeout proceeds about a second after the deadline. Every Redis request ends 200 ms before
+ * the deadline at the latest, so an unreachable Redis gives a 503 (withdraw) or a batch item
+ * failure (sendReceipts), never Lambda's "Task timed out". See README.md to deploy it.
  */
 
 import type {
@@ -76,6 +78,12 @@ export const withdraw = lambdaWithLock(
     // is the default); the client retries after Retry-After, derived from the holder's lease.
     onContention: (error) =>
       json(409, { error: "another operation on this account is in progress" }, error.headers),
+    // Redis could not be reached, or not in the invocation's time: nothing was debited. The
+    // error names the cause for the logs; the client is told to retry.
+    onUnavailable: (error) => {
+      console.error("withdrawal refused:", error.message);
+      return json(503, { error: "try again shortly" }, error.headers);
+    },
   },
 );
 

@@ -18,6 +18,8 @@ export interface ClaimSettings {
   onLeaseLost: (() => void) | undefined;
   /** Told when storing or freeing failed; the claim then lapses with its lease. */
   onStoreError: ((error: unknown) => void) | undefined;
+  /** Bounds every request of the claim's end (see {@link IdempotencyStore.finish}). */
+  deadline: AbortSignal | undefined;
 }
 
 /**
@@ -77,7 +79,8 @@ export class Claim {
     // Stopped first, so a renewal racing the finish cannot be mistaken for a lost lease.
     this.#stopRenewing();
     try {
-      const stored = await this.#store.finish(this.record, this.token, outcome, keep);
+      const { deadline } = this.#settings;
+      const stored = await this.#store.finish(this.record, this.token, outcome, keep, deadline);
       if (!stored) this.#leaseLost();
       return stored;
     } catch (error) {
@@ -90,7 +93,8 @@ export class Claim {
   /** Frees the key so a retry runs afresh; a failure goes to `onStoreError`. */
   async release(): Promise<void> {
     this.#stopRenewing();
-    await this.#store.abandon(this.record, this.token).catch((error: unknown) => {
+    const { deadline } = this.#settings;
+    await this.#store.abandon(this.record, this.token, deadline).catch((error: unknown) => {
       this.#report(error);
     });
   }
@@ -102,8 +106,9 @@ export class Claim {
 
   async #markUnreplayable(outcome: StoredOutcome, keep: number): Promise<void> {
     const unreplayable = { ...outcome, body: "", truncated: true };
+    const { deadline } = this.#settings;
     try {
-      if (!(await this.#store.finish(this.record, this.token, unreplayable, keep))) {
+      if (!(await this.#store.finish(this.record, this.token, unreplayable, keep, deadline))) {
         this.#leaseLost();
       }
     } catch {

@@ -10,6 +10,7 @@
 
 import type { LockAdapter } from "../adapter.js";
 import { backoffDelay } from "../backoff.js";
+import type { LockUnavailableError } from "../errors.js";
 import { now, sleep } from "../time.js";
 import { newToken } from "../token.js";
 import { Claim } from "./claim.js";
@@ -48,6 +49,11 @@ export interface ClaimRequest {
   wait: number;
   /** Stops waiting: the last conflict is then thrown. */
   signal?: AbortSignal | undefined;
+  /**
+   * Bounds every request, the claim's end included: when it aborts, the request is given up and
+   * the call fails with {@link LockUnavailableError} (its cause the deadline's reason).
+   */
+  deadline?: AbortSignal | undefined;
   /** Told once if the claim's lease is lost: its outcome was (or will be) not stored. */
   onLeaseLost?: (() => void) | undefined;
 }
@@ -84,7 +90,7 @@ export class IdempotencyFlow {
    * @throws {IdempotencyKeyReusedError} the key was used for a different request (422).
    * @throws {IdempotencyConflictError} a duplicate is still in progress (409, `retryAfter`).
    * @throws {IdempotencyOutcomeUnknownError} the first request ran but cannot be replayed (409).
-   * @throws {LockUnavailableError} the store cannot be reached.
+   * @throws {LockUnavailableError} the store cannot be reached, or not before `deadline`.
    * @throws {InvalidArgumentError} for a part with a lone surrogate, before any request.
    */
   async begin(request: ClaimRequest): Promise<Begun> {
@@ -94,12 +100,12 @@ export class IdempotencyFlow {
     const deadline = now() + request.wait;
     for (let attempt = 1; ; attempt++) {
       const lease = request.lease();
-      const found = await this.#store.begin(record, fingerprint, lease, token);
+      const found = await this.#store.begin(record, fingerprint, lease, token, request.deadline);
       if (found.kind === "claimed") {
         const claimed = { key, record, token, fence: found.fence, lease };
         const { retention, onStoreError } = this.#options;
-        const { renew, onLeaseLost } = request;
-        const settings = { retention, renew, onLeaseLost, onStoreError };
+        const { renew, onLeaseLost, deadline } = request;
+        const settings = { retention, renew, onLeaseLost, onStoreError, deadline };
         return { kind: "claimed", claim: new Claim(this.#store, claimed, settings) };
       }
       if (found.kind === "reused") throw new IdempotencyKeyReusedError(key);

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { raced } from "../abortable.js";
 import type { LockAdapter, LockScript } from "../adapter.js";
 import { InvalidArgumentError, LockUnavailableError } from "../errors.js";
 import { retried } from "../retry.js";
@@ -97,14 +98,20 @@ export class IdempotencyStore {
     return `${this.#prefix}:v1:${await sha256Hex(parts.map(encodeURIComponent).join("|"))}`;
   }
 
-  /** Claims `record` for a new token, or reports what became of the request that claimed it. */
+  /**
+   * Claims `record` for a new token, or reports what became of the request that claimed it.
+   * Every method takes a `signal`: a deadline, at which the request is given up and the call
+   * fails with {@link LockUnavailableError} (its cause the signal's reason).
+   */
   async begin(
     record: string,
     fingerprint: string,
     lease: number,
     token: string = newToken(),
+    signal?: AbortSignal,
   ): Promise<BeginOutcome> {
-    const reply = await this.#run(beginScript, record, [token, fingerprint, String(lease)]);
+    const args = [token, fingerprint, String(lease)];
+    const reply = await this.#run(beginScript, record, args, signal);
     const [kind, ...rest] = Array.isArray(reply) ? reply : [];
     if (kind === 1) return { kind: "claimed", token, fence: Number(rest[0]) };
     if (kind === 2) return { kind: "reused" };
@@ -144,6 +151,7 @@ export class IdempotencyStore {
     token: string,
     outcome: StoredOutcome,
     retention: number,
+    signal?: AbortSignal,
   ): Promise<boolean> {
     const args = [
       token,
@@ -155,18 +163,28 @@ export class IdempotencyStore {
       outcome.truncated ? "1" : "0",
       String(retention),
     ];
-    return (await this.#run(finishScript, record, args)) === 1;
+    return (await this.#run(finishScript, record, args, signal)) === 1;
   }
 
   /** Deletes `token`'s record in progress so a retry runs afresh; false if it was not its own. */
-  async abandon(record: string, token: string): Promise<boolean> {
-    return (await this.#run(abandonScript, record, [token])) === 1;
+  async abandon(record: string, token: string, signal?: AbortSignal): Promise<boolean> {
+    return (await this.#run(abandonScript, record, [token], signal)) === 1;
   }
 
-  /** Runs a script on the record, retrying failures; the token never shows in the error. */
-  async #run(script: LockScript, record: string, args: string[]): Promise<unknown> {
+  /**
+   * Runs a script on the record, retrying failures, until `signal` aborts; the token never shows
+   * in the error.
+   */
+  async #run(
+    script: LockScript,
+    record: string,
+    args: string[],
+    signal?: AbortSignal,
+  ): Promise<unknown> {
+    const request = () => this.#adapter.evalScript(script, [record], args);
+    const bounded = signal ? () => raced(request(), signal) : request;
     try {
-      return await retried(this.#retries, () => this.#adapter.evalScript(script, [record], args));
+      return await retried(this.#retries, bounded, undefined, signal);
     } catch (error) {
       throw new LockUnavailableError(script.name, undefined, error, args[0]);
     }

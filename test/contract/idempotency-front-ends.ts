@@ -66,8 +66,11 @@ export interface FrontEnd {
   name: string;
   /** True for the HTTP front ends (responses rather than values and thrown errors). */
   http: boolean;
-  /** True where the invocation's deadline stops the work (middy times the handler out). */
-  deadline: boolean;
+  /**
+   * What the invocation's deadline bounds: nothing; the Redis requests (the Lambda wrappers); or
+   * the work too (middy times the handler out).
+   */
+  deadline: "none" | "requests" | "work";
   build(setup: Setup): Operation;
 }
 
@@ -103,7 +106,7 @@ function answered(status: number, header: (name: string) => string | undefined, 
 const plainFunction: FrontEnd = {
   name: "withIdempotency",
   http: false,
-  deadline: false,
+  deadline: "none",
   build(setup) {
     const charge = withIdempotency(async (call: Call) => setup.work(call.body), {
       adapter: setup.adapter,
@@ -122,7 +125,7 @@ const plainFunction: FrontEnd = {
 const lambdaRecords: FrontEnd = {
   name: "lambdaWithIdempotency",
   http: false,
-  deadline: false,
+  deadline: "requests",
   build(setup) {
     const lease = setup.lease ?? DEFAULT_LEASE;
     const handler = lambdaWithIdempotency(async (call: Call) => setup.work(call.body), {
@@ -188,7 +191,7 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
   return {
     name: `idempotencyMiddleware (middy, http-error-handler ${errorHandler})`,
     http: true,
-    deadline: true,
+    deadline: "work",
     build(setup) {
       const lease = setup.lease ?? DEFAULT_LEASE;
       const idempotent = idempotencyMiddleware<
@@ -228,7 +231,7 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
 const honoMiddleware: FrontEnd = {
   name: "idempotency (Hono)",
   http: true,
-  deadline: false,
+  deadline: "none",
   build(setup) {
     const app = new Hono();
     app.onError((error, c) => c.text(error.message, 500));

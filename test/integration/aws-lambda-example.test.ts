@@ -19,7 +19,7 @@ import { acquireScript, createLocker, extendScript, type LockScript } from "edge
 import { ioredisAdapter } from "edgelock/ioredis";
 import { DEFAULT_LEASE_SAFETY } from "edgelock/lambda";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { beginScript } from "../../src/idempotency/scripts/begin.js";
 import { type RedisProcess, startRedisServer } from "../support/redis-server.js";
 
@@ -212,8 +212,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await example?.redis.quit();
-  await redis?.quit();
+  // Disconnected rather than quit: the last test stops the server.
+  example?.redis.disconnect();
+  redis?.disconnect();
   await server?.stop();
 });
 
@@ -385,6 +386,42 @@ describe("every lease the example sent", () => {
       // A few ms pass between sizing the lease and sending it: the remaining time shrank by them.
       expect(sent.lease).toBeLessThanOrEqual(sent.remaining + DEFAULT_LEASE_SAFETY + 25);
       expect(sent.lease).toBeGreaterThan(sent.remaining + DEFAULT_LEASE_SAFETY - 100);
+    }
+  });
+});
+
+describe("with Redis down", () => {
+  it("answers 503 and reports every record as a batch item failure, before the deadline", async () => {
+    redis.on("error", () => {}); // the test's own connection: its reconnections are expected
+    await server.stop();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const withdrawing = lambdaContext(FUNCTION.withdraw, 1_000);
+      const refused = await invoke(
+        example.withdraw,
+        withdrawalEvent("42", '{"amount":1}'),
+        withdrawing,
+      );
+      expect(refused).toMatchObject({ statusCode: 503, headers: { "Retry-After": "1" } });
+      expect(withdrawing.getRemainingTimeInMillis()).toBeGreaterThan(100);
+
+      const receiving = lambdaContext(FUNCTION.receipts, 1_000);
+      const ids = [randomUUID(), randomUUID()];
+      const failed = await invoke(
+        example.sendReceipts,
+        sqsEvent(
+          ...ids.map((id) => sqsRecord(id, paidOrder(id), { receiveCount: 1, firstReceived: 1 })),
+        ),
+        receiving,
+      );
+      expect(failed).toEqual({
+        batchItemFailures: ids.map((itemIdentifier) => ({ itemIdentifier })),
+      });
+      expect(receiving.getRemainingTimeInMillis()).toBeGreaterThan(100);
+      // The logs name the cause.
+      expect(errors.mock.calls.flat().join("\n")).toMatch(/ECONNREFUSED/);
+    } finally {
+      errors.mockRestore();
     }
   });
 });

@@ -11,6 +11,7 @@ import {
   type LockAdapter,
   LockLostError,
   LockTimeoutError,
+  LockUnavailableError,
   lockNames,
   releaseScript,
 } from "edgelock";
@@ -256,6 +257,7 @@ describe("lambdaWithLock", () => {
         await frozenWork.promise; // a timed-out invocation: it never gets to release
         return "late";
       },
+      { margin: 20 }, // a 100 ms invocation: leave it time for Redis
     );
     const timedOut = handler({}, lambdaContext(100)).catch((error: unknown) => error);
     await delay(20);
@@ -313,6 +315,89 @@ const message = (messageId: string, body = "{}", receiptHandle = crypto.randomUU
   messageId,
   receiptHandle,
   body,
+});
+
+describe("the invocation's deadline", () => {
+  /** A memory backend whose scripts named in `hung` never answer, as a blackholed Redis. */
+  const hanging = (hung: ReadonlySet<string>) =>
+    record(memoryAdapter(), (call, run) =>
+      hung.has(call.script) ? new Promise<never>(() => {}) : run(),
+    );
+
+  it("bounds every request by the remaining time less the margin: LOCK_UNAVAILABLE, not Task timed out", async () => {
+    const recording = hanging(new Set(["acquire", "idempotency-begin"]));
+    const locker = createLocker({ adapter: recording.adapter });
+    const work = vi.fn(async () => "ran");
+    const locked = lambdaWithLock(locker, () => "account:1", work);
+    const idempotent = lambdaWithIdempotency(work, {
+      adapter: recording.adapter,
+      key: () => "m-1",
+      margin: 300,
+    });
+    const timersBefore = activeTimers();
+    for (const [invoke, margin] of [
+      [locked, 200],
+      [idempotent, 300],
+    ] as const) {
+      const context = lambdaContext(1_000);
+      const error = await rejection(invoke({}, context));
+      expect(error).toBeInstanceOf(LockUnavailableError);
+      expect((error as Error).message).toMatch(/no answer from Redis in time/);
+      expect((error as Error).message).toContain(`${margin} ms before its deadline`);
+      const left = context.getRemainingTimeInMillis();
+      expect(left).toBeLessThanOrEqual(margin + 10);
+      expect(left).toBeGreaterThan(margin - 60);
+    }
+    expect(work).not.toHaveBeenCalled();
+    expect(activeTimers()).toBeLessThanOrEqual(timersBefore); // the deadlines' timers are cleared
+  });
+
+  it("sends nothing when no time is left, and gives up a release that would outlive the deadline", async () => {
+    const hung = new Set<string>();
+    const recording = hanging(hung);
+    const locker = createLocker({ adapter: recording.adapter });
+    const releaseErrors: unknown[] = [];
+    const handler = lambdaWithLock(
+      locker,
+      () => "account:1",
+      async () => {
+        hung.add("release");
+        return "done";
+      },
+      { onReleaseError: (error) => releaseErrors.push(error) },
+    );
+    const late = await rejection(handler({}, lambdaContext(150)));
+    expect(late).toBeInstanceOf(LockUnavailableError);
+    expect(recording.calls).toHaveLength(0);
+
+    const context = lambdaContext(600);
+    expect(await handler({}, context)).toBe("done");
+    expect(context.getRemainingTimeInMillis()).toBeGreaterThan(150);
+    expect(releaseErrors).toHaveLength(1);
+    expect(releaseErrors[0]).toMatchObject({ code: "LOCK_UNAVAILABLE", operation: "release" });
+  });
+
+  it("turns an unreachable Redis into a 503 with Retry-After through onUnavailable or http-error-handler", async () => {
+    const recording = hanging(new Set(["acquire"]));
+    const locker = createLocker({ adapter: recording.adapter });
+    const withdraw = lambdaWithLock(
+      locker,
+      () => "account:1",
+      async () => ({ statusCode: 200 }),
+      { onUnavailable: (error) => ({ statusCode: error.statusCode, headers: error.headers }) },
+    );
+    expect(await withdraw({}, lambdaContext(1_000))).toEqual({
+      statusCode: 503,
+      headers: { "Retry-After": "1" },
+    });
+    const handler = middy(async () => ({ statusCode: 200 }))
+      .use(httpErrorHandler({ logger: false }))
+      .use(lockMiddleware({ locker, key: () => "account:1" }));
+    expect(await handler({}, lambdaContext(1_000))).toMatchObject({
+      statusCode: 503,
+      headers: { "Retry-After": "1" },
+    });
+  });
 });
 
 describe("lambdaWithIdempotency", () => {
@@ -409,7 +494,12 @@ describe("lambdaWithIdempotency", () => {
       await frozenWork.promise;
       return "late";
     });
-    const handler = lambdaWithIdempotency(work, { adapter, key: () => "k", lease: { safety: 50 } });
+    const handler = lambdaWithIdempotency(work, {
+      adapter,
+      key: () => "k",
+      lease: { safety: 50 },
+      margin: 20, // a 100 ms invocation: leave it time for Redis
+    });
     const timedOut = handler({}, lambdaContext(100));
     await delay(20);
     expect(await rejection(handler({}, lambdaContext(5_000)))).toBeInstanceOf(
@@ -439,7 +529,12 @@ describe("lambdaWithIdempotency", () => {
         }
         return "third time";
       },
-      { adapter: recording.adapter, key: () => "k", onStoreError: (e) => storeErrors.push(e) },
+      {
+        adapter: recording.adapter,
+        key: () => "k",
+        onStoreError: (e) => storeErrors.push(e),
+        margin: 20, // the 200 ms invocation below has time for Redis
+      },
     );
 
     expect(await rejection(handler({}, lambdaContext(5_000)))).toBe(boom);
@@ -638,7 +733,7 @@ describe("lockMiddleware with middy", () => {
     const locker = createLocker({ adapter: memoryAdapter() });
     const stillRunning = gate();
     const handler = middy(async () => stillRunning.promise, { timeoutEarlyInMillis: 50 }).use(
-      lockMiddleware({ locker, key: () => "k", lease: { safety: 100 } }),
+      lockMiddleware({ locker, key: () => "k", lease: { safety: 100 }, margin: 20 }),
     );
     const error = await rejection(handler({}, lambdaContext(150)));
     expect(error).toMatchObject({ name: "TimeoutError" });
@@ -657,7 +752,7 @@ describe("lockMiddleware with middy's early timeout and http-error-handler", () 
     order: Order,
     handler: () => Promise<unknown>,
   ) {
-    const lock = lockMiddleware({ locker, key: () => "account:1" });
+    const lock = lockMiddleware({ locker, key: () => "account:1", margin: 20 });
     const errors = httpErrorHandler({ logger: false });
     return middy(handler, { timeoutEarlyInMillis: 50 }).use(
       order === "before" ? [errors, lock] : [lock, errors],
@@ -838,7 +933,7 @@ describe("idempotencyMiddleware with middy", () => {
     const adapter = memoryAdapter();
     const stillRunning = gate();
     const handler = middy(async () => stillRunning.promise, { timeoutEarlyInMillis: 50 }).use(
-      idempotencyMiddleware({ adapter, key: () => "k" }),
+      idempotencyMiddleware({ adapter, key: () => "k", margin: 20 }),
     );
     expect(await rejection(handler({}, lambdaContext(150)))).toMatchObject({
       name: "TimeoutError",
