@@ -40,8 +40,12 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
    */
   key: (event: E, context: C) => string | undefined | null;
   /**
-   * A namespace for keys, so equal keys in two scopes never meet.
-   * @default the function's name (`context.functionName`)
+   * The namespace of the records, so equal keys in two scopes never meet: a string, or a
+   * function of the event (the caller, for keys clients choose). Give one to share records
+   * between functions on purpose, to keep them across a rename, or when a bundler renames
+   * functions (esbuild's `minify` without `keepNames`).
+   * @default the Lambda function's name (`context.functionName`) and, for
+   * {@link lambdaWithIdempotency}, the wrapped function's name (an anonymous one needs a scope)
    */
   scope?: string | ((event: E, context: C) => string);
   /**
@@ -125,6 +129,10 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
  * - with a `fingerprint`, the same key for a different request throws
  *   {@link IdempotencyKeyReusedError} (422).
  *
+ * Records belong to the Lambda function and the wrapped function (by their names), so two
+ * wrapped functions keyed the same way (`chargeCard` and `sendReceipt` by message id) never
+ * share them; an anonymous function needs a `scope`.
+ *
  * The in-progress lease covers the remaining time, with no heartbeat: if the invocation times
  * out or crashes, a retry runs about one second after the deadline. Exactly-once is not
  * promised: such a retry runs the handler again, so pass the key downstream where it matters.
@@ -132,7 +140,9 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
  * @example
  * ```ts
  * const charge = lambdaWithIdempotency(
- *   async (record: SQSRecord, context: Context) => payments.charge(JSON.parse(record.body)),
+ *   async function chargeCard(record: SQSRecord, context: Context) {
+ *     return payments.charge(JSON.parse(record.body));
+ *   },
  *   { adapter: ioredisAdapter(redis), key: (record) => record.messageId },
  * );
  * ```
@@ -142,7 +152,13 @@ export function lambdaWithIdempotency<E, R, C extends LambdaContext = LambdaCont
   options: LambdaIdempotencyOptions<E, C, R>,
 ): (event: E, context: C) => Promise<Awaited<R>> {
   checkFunction(handler, "handler");
-  const flow = new LambdaIdempotency(options);
+  if (options?.scope === undefined && handler.name === "") {
+    throw new InvalidArgumentError(
+      "scope",
+      "lambdaWithIdempotency: the wrapped function has no name to scope its records by: name it, or pass scope",
+    );
+  }
+  const flow = new LambdaIdempotency(options, handler.name);
   return async function idempotentHandler(event: E, context: C): Promise<Awaited<R>> {
     const deadline = flow.deadline(context);
     try {
@@ -171,8 +187,11 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
   readonly #wait: number;
   readonly #bounds: LeaseBounds;
   readonly #margin: number;
+  /** The wrapped function's name, part of the default scope ("" for the middleware). */
+  readonly #name: string;
 
-  constructor(options: LambdaIdempotencyOptions<E, C, R>) {
+  /** @param name the wrapped function's name, for the default scope. */
+  constructor(options: LambdaIdempotencyOptions<E, C, R>, name = "") {
     checkObject(options, "options");
     checkFunction(options.key, "key");
     if (typeof options.scope !== "string") checkOptionalFunction(options.scope, "scope");
@@ -203,6 +222,7 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
     this.#wait = checkDuration(options.wait ?? 0, "wait", 0);
     this.#bounds = checkLeaseOptions(options.lease);
     this.#margin = checkMargin(options.margin);
+    this.#name = name;
     const flow = new IdempotencyFlow({
       adapter: options.adapter,
       prefix: options.prefix,
@@ -233,15 +253,17 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
     const key = options.key(event, context);
     if (key === undefined || key === null) return undefined;
     checkIdempotencyKey(key);
-    const scope =
-      typeof options.scope === "function"
-        ? options.scope(event, context)
-        : (options.scope ?? context?.functionName ?? "");
+    const { scope } = options;
+    const functionName = context?.functionName ?? "";
+    const namespace =
+      scope === undefined
+        ? [functionName, ...(this.#name ? [this.#name] : [])]
+        : [typeof scope === "function" ? scope(event, context) : scope];
     const fingerprint = options.fingerprint
       ? await sha256Hex(canonicalJson(options.fingerprint(event, context)))
       : "";
     return {
-      parts: [scope, key],
+      parts: [...namespace, key],
       key,
       fingerprint,
       // Sized afresh on every attempt, so a claim after a wait still ends at the deadline.

@@ -153,7 +153,8 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
 
 /**
  * Middy middleware: idempotent invocations, with the semantics of
- * {@link lambdaWithIdempotency} (the options are the same).
+ * {@link lambdaWithIdempotency} (the options are the same). Records belong to the Lambda
+ * function (`context.functionName`), or to `scope`.
  *
  * - `before` claims the key. A finished duplicate short-circuits: `before` returns the stored
  *   response (with `Idempotent-Replayed: true` on HTTP-shaped responses), so middy skips the

@@ -116,9 +116,12 @@ interface Receipt {
   orderId: string;
 }
 
-/** Sends one receipt; runs at most once per message within 24 hours. */
-const sendReceipt = lambdaWithIdempotency(
-  async (record: SQSRecord, context: Context): Promise<Receipt> => {
+/**
+ * Sends one receipt; runs at most once per message within 24 hours. Its records are its own:
+ * scoped by the Lambda function's name and this function's, `sendReceipt`.
+ */
+const sendReceiptOnce = lambdaWithIdempotency(
+  async function sendReceipt(record: SQSRecord, context: Context): Promise<Receipt> {
     const order = JSON.parse(record.body) as OrderPaid;
     const receiptId = `rcpt-${context.awsRequestId}-${order.orderId}`;
     // Stands for the email provider: the side effect that must not happen twice.
@@ -143,7 +146,7 @@ export const sendReceipts = async (
   context: Context,
 ): Promise<SQSBatchResponse> => {
   const outcomes = await Promise.allSettled(
-    event.Records.map((record) => sendReceipt(record, context)),
+    event.Records.map((record) => sendReceiptOnce(record, context)),
   );
   const batchItemFailures = outcomes.flatMap((outcome, index) => {
     if (outcome.status === "fulfilled") return [];

@@ -22,7 +22,13 @@ export interface IdempotencyOptions<A extends unknown[], R> {
    * call without idempotency. At most 255 characters.
    */
   key: (...args: A) => string | undefined | null;
-  /** A namespace for keys (a tenant, a function name), so equal keys in two scopes never meet. */
+  /**
+   * The namespace of the records, so equal keys in two scopes never meet: a string, or a
+   * function of the arguments (a tenant, a caller). Give one to share records between functions
+   * on purpose, to keep them across a rename, or when a bundler renames functions (esbuild's
+   * `minify` without `keepNames`): two functions could then share a name.
+   * @default the wrapped function's name (an anonymous function needs a scope)
+   */
   scope?: string | ((...args: A) => string);
   /**
    * What identifies the request, so a key reused for a different request is refused (422): a
@@ -79,7 +85,8 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
  * runs it and stores its result; later calls with the same key get the stored result without
  * running it; a call while the first is still running is rejected with
  * {@link IdempotencyConflictError} (or waits, with `wait`); the same key with a different
- * request is rejected with {@link IdempotencyKeyReusedError}.
+ * request is rejected with {@link IdempotencyKeyReusedError}. Records belong to the wrapped
+ * function (its name, or `scope`): two functions keyed the same way never share them.
  *
  * Exactly-once is not promised: if the lease runs out while `fn` still runs (a crash, a freeze),
  * a retry may run it again. Pass the key downstream too where it matters.
@@ -98,6 +105,13 @@ export function withIdempotency<A extends unknown[], R>(
 ): (...args: A) => Promise<Awaited<R>> {
   checkFunction(fn, "fn");
   const settings = checkOptions(options);
+  const scope = options.scope ?? fn.name;
+  if (scope === "") {
+    throw new InvalidArgumentError(
+      "scope",
+      "withIdempotency: the wrapped function has no name to scope its records by: name it, or pass scope",
+    );
+  }
   const flow = new IdempotencyFlow({
     adapter: options.adapter,
     prefix: options.prefix,
@@ -114,14 +128,14 @@ export function withIdempotency<A extends unknown[], R>(
     const key = options.key(...args);
     if (key === undefined || key === null) return await fn.apply(this, args);
     checkIdempotencyKey(key);
-    const scope = typeof options.scope === "function" ? options.scope(...args) : options.scope;
+    const namespace = typeof scope === "function" ? scope(...args) : scope;
     const fingerprint = options.fingerprint
       ? await sha256Hex(canonicalJson(options.fingerprint(...args)))
       : "";
     const lease = typeof options.lease === "function" ? options.lease(...args) : settings.lease;
     checkDuration(lease, "lease", MIN_TTL);
     const request = {
-      parts: [scope ?? "", key],
+      parts: [namespace, key],
       key,
       fingerprint,
       lease: () => lease,
@@ -158,6 +172,9 @@ function checkOptions<A extends unknown[], R>(options: IdempotencyOptions<A, R>)
     throw new InvalidArgumentError("options", "options must be an object");
   }
   checkFunction(options.key, "key");
+  if (typeof options.scope !== "string" && options.scope !== undefined) {
+    checkFunction(options.scope, "scope");
+  }
   if (options.onThrow !== undefined && !["release", "hold"].includes(options.onThrow)) {
     throw new InvalidArgumentError("onThrow", `onThrow must be "release" or "hold"`);
   }

@@ -147,6 +147,7 @@ export function describeIdempotencyContract(
           key: (order) => order.id,
           fingerprint: (order) => order,
           prefix: `wi-${Date.now()}`,
+          scope: "charge", // the wrapped function is anonymous
         },
       );
       const id = `order-${Math.random()}`;

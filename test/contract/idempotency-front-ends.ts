@@ -56,6 +56,13 @@ export interface Setup {
   lease?: number;
   /** Told when the lease was lost: the result was not stored. */
   onLeaseLost?: () => void;
+  /**
+   * Whose records: each caller's (a scope of the caller), or the front end's default scope.
+   * @default "caller"
+   */
+  scope?: "caller" | "default";
+  /** The wrapped function's name, where the front end wraps one. @default "charge" */
+  name?: string;
 }
 
 /** An idempotent operation as a front end serves it. */
@@ -66,6 +73,8 @@ export interface FrontEnd {
   name: string;
   /** True for the HTTP front ends (responses rather than values and thrown errors). */
   http: boolean;
+  /** True for the front ends that wrap a function, whose name scopes its records by default. */
+  wraps: boolean;
   /**
    * What the invocation's deadline bounds: nothing; the Redis requests (the Lambda wrappers); or
    * the work too (middy times the handler out).
@@ -77,6 +86,16 @@ export interface FrontEnd {
 /** The Lambda lease's safety margin in these drivers: the lease is the remaining time + this. */
 const SAFETY = 100;
 const DEFAULT_LEASE = 30_000;
+
+/** The work as a function called `name`, to be wrapped. */
+function named<F extends (...args: never[]) => unknown>(name: string, fn: F): F {
+  return Object.defineProperty(fn, "name", { value: name });
+}
+
+/** The scope option of a caller-scoped front end, or none for the default scope. */
+function scopeOf<T>(setup: Setup, scope: T): { scope?: T } {
+  return setup.scope === "default" ? {} : { scope };
+}
 
 /** The outcome of a call that resolved with `value` or threw `error`, for non-HTTP front ends. */
 async function settled(call: () => Promise<unknown>): Promise<Outcome> {
@@ -106,13 +125,15 @@ function answered(status: number, header: (name: string) => string | undefined, 
 const plainFunction: FrontEnd = {
   name: "withIdempotency",
   http: false,
+  wraps: true,
   deadline: "none",
   build(setup) {
-    const charge = withIdempotency(async (call: Call) => setup.work(call.body), {
+    const work = named(setup.name ?? "charge", async (call: Call) => setup.work(call.body));
+    const charge = withIdempotency(work, {
       adapter: setup.adapter,
       prefix: setup.prefix,
       key: (call) => call.key,
-      scope: (call) => `charge:${call.caller ?? ""}`,
+      ...scopeOf(setup, (call: Call) => `charge:${call.caller ?? ""}`),
       fingerprint: setup.fingerprint ? (call) => call.body : false,
       wait: setup.wait,
       lease: setup.lease,
@@ -125,14 +146,16 @@ const plainFunction: FrontEnd = {
 const lambdaRecords: FrontEnd = {
   name: "lambdaWithIdempotency",
   http: false,
+  wraps: true,
   deadline: "requests",
   build(setup) {
     const lease = setup.lease ?? DEFAULT_LEASE;
-    const handler = lambdaWithIdempotency(async (call: Call) => setup.work(call.body), {
+    const work = named(setup.name ?? "charge", async (call: Call) => setup.work(call.body));
+    const handler = lambdaWithIdempotency(work, {
       adapter: setup.adapter,
       prefix: setup.prefix,
       key: (call) => call.key,
-      scope: (call) => `charge:${call.caller ?? ""}`,
+      ...scopeOf(setup, (call: Call) => `charge:${call.caller ?? ""}`),
       fingerprint: setup.fingerprint ? (call) => call.body : false,
       wait: setup.wait,
       lease: { safety: SAFETY },
@@ -191,6 +214,7 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
   return {
     name: `idempotencyMiddleware (middy, http-error-handler ${errorHandler})`,
     http: true,
+    wraps: false,
     deadline: "work",
     build(setup) {
       const lease = setup.lease ?? DEFAULT_LEASE;
@@ -231,6 +255,7 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
 const honoMiddleware: FrontEnd = {
   name: "idempotency (Hono)",
   http: true,
+  wraps: false,
   deadline: "none",
   build(setup) {
     const app = new Hono();

@@ -5,7 +5,7 @@
  * error, a response), which the drivers in idempotency-front-ends.ts translate.
  */
 
-import type { LockAdapter } from "edgelock";
+import { InvalidArgumentError, type LockAdapter } from "edgelock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blocker, delay } from "../support/async.js";
 import { type Call, FRONT_ENDS, type Setup } from "./idempotency-front-ends.js";
@@ -171,6 +171,30 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
           expect(bob).toMatchObject({ kind: "ok", value: "bob's order" });
           expect(runs.count).toBe(2);
         });
+
+        // Only where a function is wrapped: its name scopes its records.
+        if (frontEnd.wraps) {
+          it("keeps the records of two functions keyed the same way apart (by order id)", async () => {
+            const prefix = `m${Date.now()}-functions-${++test}`;
+            const options = { prefix, scope: "default" } as const;
+            const charge = build(() => "charged", { ...options, name: "chargeCard" });
+            const receipt = build(() => "receipt sent", { ...options, name: "sendReceipt" });
+            const order = { key: `order-${crypto.randomUUID()}` };
+            expect(await charge.operation(order)).toMatchObject({ kind: "ok", value: "charged" });
+            expect(await receipt.operation(order)).toMatchObject({
+              kind: "ok",
+              value: "receipt sent",
+            });
+            expect(await charge.operation(order)).toMatchObject({ kind: "ok", value: "charged" });
+            expect([charge.runs.count, receipt.runs.count]).toEqual([1, 1]);
+          });
+
+          it("refuses an anonymous function without a scope, before any call", () => {
+            const anonymous = () => build(() => "ran", { scope: "default", name: "" });
+            expect(anonymous).toThrow(InvalidArgumentError);
+            expect(anonymous).toThrow(/no name .* pass scope/);
+          });
+        }
 
         it("frees the key of a run that stopped renewing once its lease ends; the stale run stores nothing", async () => {
           const real = target.adapter;

@@ -427,21 +427,31 @@ describe("lambdaWithIdempotency", () => {
 
   it("claims with a lease of the remaining time, and never renews it", async () => {
     const recording = record(memoryAdapter());
-    const handler = lambdaWithIdempotency(async () => delay(150), {
-      adapter: recording.adapter,
-      key: () => "k",
-    });
+    const handler = lambdaWithIdempotency(
+      async function sendReceipt() {
+        await delay(150);
+      },
+      {
+        adapter: recording.adapter,
+        key: () => "k",
+      },
+    );
     await handler({}, lambdaContext(2_000));
     const lease = Number(recording.of("idempotency-begin")[0]?.args[2]);
     expect(lease).toBeGreaterThan(2_900);
     expect(lease).toBeLessThanOrEqual(3_000);
     expect(recording.of("idempotency-renew")).toHaveLength(0);
 
-    const capped = lambdaWithIdempotency(async () => 1, {
-      adapter: recording.adapter,
-      key: () => "c",
-      lease: { max: 1_234 },
-    });
+    const capped = lambdaWithIdempotency(
+      async function chargeCard() {
+        return 1;
+      },
+      {
+        adapter: recording.adapter,
+        key: () => "c",
+        lease: { max: 1_234 },
+      },
+    );
     await capped({}, lambdaContext(60_000));
     expect(recording.of("idempotency-begin")[1]?.args[2]).toBe("1234");
   });
@@ -520,7 +530,7 @@ describe("lambdaWithIdempotency", () => {
     const boom = new Error("boom");
     let calls = 0;
     const handler = lambdaWithIdempotency(
-      async () => {
+      async function sendReceipt() {
         calls++;
         if (calls === 1) throw boom;
         if (calls === 2) {
@@ -552,7 +562,7 @@ describe("lambdaWithIdempotency", () => {
 
   it('keeps the key after a throw with onThrow: "hold"', async () => {
     const handler = lambdaWithIdempotency(
-      async () => {
+      async function chargeCard() {
         throw new Error("unknown outcome");
       },
       { adapter: memoryAdapter(), key: () => "k", onThrow: "hold" },
