@@ -171,6 +171,12 @@ export interface IdempotencyMiddlewareOptions<E extends Env = Env> {
    * this run's response went to its client but was not stored.
    */
   onLeaseLost?: (c: Context<E>, info: { key: string }) => void;
+  /**
+   * Told when a response could not be stored or a key not freed (the store unreachable, a body
+   * too large for the transport). Never changes the response: the key is marked "ran, not
+   * replayable" where it can be, and otherwise frees itself when its lease ends.
+   */
+  onStoreError?: (error: unknown) => void;
 }
 
 /** The default cap on fingerprinted request bodies and stored response bodies: 1 MiB. */
@@ -189,6 +195,7 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
     "onExecute",
     "onReplay",
     "onLeaseLost",
+    "onStoreError",
   ] as const) {
     if (options[hook] !== undefined) checkFunction(options[hook], hook);
   }

@@ -116,7 +116,12 @@ export const idempotency = <E extends Env = Env>(
 ): MiddlewareHandler<E & IdempotencyEnv> => {
   const settings = checkOptions(options);
   const { lease, retention } = settings;
-  const flow = new IdempotencyFlow({ adapter: options.adapter, prefix: options.prefix, retention });
+  const flow = new IdempotencyFlow({
+    adapter: options.adapter,
+    prefix: options.prefix,
+    retention,
+    onStoreError: options.onStoreError,
+  });
   if (!options.getScope && !options.allowGlobalKeys) {
     console.warn(
       "edgelock idempotency(): no getScope, so users share keys; pass getScope or allowGlobalKeys",

@@ -8,6 +8,7 @@ import {
   type IdempotencyConflictError,
   IdempotencyFlow,
   type IdempotencyKeyReusedError,
+  type IdempotencyOutcomeUnknownError,
   IdempotentResults,
   InvalidArgumentError,
   type LockAdapter,
@@ -85,9 +86,19 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
    * with a 5xx, 408, 409, 425 or 429 status, which are transient.
    */
   storeResult?: (result: Awaited<R>) => boolean;
-  /** Turns a result into text for storage. @default JSON.stringify */
+  /**
+   * Turns a result into text for storage, for results JSON cannot encode (a BigInt from a
+   * database driver, say). A result it cannot encode (it throws, or gives no text) is not
+   * stored: the key is marked "ran, not replayable" and `onStoreError` told, and the call still
+   * resolves with its result.
+   * @default JSON.stringify
+   */
   serialize?: (result: Awaited<R>) => string;
-  /** Turns stored text back into a result. @default JSON.parse */
+  /**
+   * Turns stored text back into a result. A replay it cannot decode throws
+   * {@link IdempotencyOutcomeUnknownError}.
+   * @default JSON.parse
+   */
   deserialize?: (text: string) => Awaited<R>;
   /**
    * The header added to a replayed HTTP-shaped result (`{ statusCode, headers }`), with the
@@ -107,8 +118,8 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
    */
   margin?: number;
   /**
-   * Told when storing a result or freeing a key failed (Redis unreachable). Never thrown: the
-   * handler's outcome stands, and the key frees itself when the lease ends.
+   * Told when a result could not be stored (Redis unreachable, or a result `serialize` cannot
+   * encode) or a key not freed. Never thrown: the handler's outcome stands.
    */
   onStoreError?: (error: unknown) => void;
   /**

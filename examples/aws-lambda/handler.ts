@@ -23,7 +23,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from "aws-lambda";
-import { createLocker, IdempotencyConflictError } from "edgelock";
+import { createLocker, IdempotencyConflictError, IdempotencyOutcomeUnknownError } from "edgelock";
 import { ioredisAdapter } from "edgelock/ioredis";
 import { lambdaWithIdempotency, lambdaWithLock } from "edgelock/lambda";
 import { Redis } from "ioredis";
@@ -139,7 +139,8 @@ const sendReceiptOnce = lambdaWithIdempotency(
 /**
  * The queue's handler, with `ReportBatchItemFailures` enabled on the event source mapping:
  * records that failed, or whose duplicate is still in progress, go back to the queue; the others
- * are deleted.
+ * are deleted. So is a duplicate of a message whose receipt was sent but could not be kept for
+ * replay (`IdempotencyOutcomeUnknownError`): it ran, and must not run again.
  */
 export const sendReceipts = async (
   event: SQSEvent,
@@ -150,6 +151,7 @@ export const sendReceipts = async (
   );
   const batchItemFailures = outcomes.flatMap((outcome, index) => {
     if (outcome.status === "fulfilled") return [];
+    if (outcome.reason instanceof IdempotencyOutcomeUnknownError) return [];
     const { messageId } = event.Records[index] as SQSRecord;
     if (!(outcome.reason instanceof IdempotencyConflictError)) {
       console.error(`message ${messageId} failed`, outcome.reason);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { IdempotencyOutcomeUnknownError } from "./errors.js";
 import { heartbeat } from "./heartbeat.js";
 import type { IdempotencyStore, StoredOutcome } from "./store.js";
 
@@ -88,6 +89,21 @@ export class Claim {
       if (!outcome.truncated) await this.#markUnreplayable(outcome, keep);
       return false;
     }
+  }
+
+  /**
+   * Ends a claim whose outcome cannot be stored (it cannot be encoded for replay: `error` says
+   * why): stores "ran, not replayable" instead, so a retry is not run again and gets
+   * {@link IdempotencyOutcomeUnknownError}, and tells `onStoreError`.
+   */
+  async unstorable(error: unknown): Promise<void> {
+    this.#stopRenewing();
+    this.#report(error);
+    const { retention } = this.#settings;
+    await this.#markUnreplayable(
+      { status: 0, headers: "", body: "", encoding: "", truncated: false, failed: false },
+      retention,
+    );
   }
 
   /** Frees the key so a retry runs afresh; a failure goes to `onStoreError`. */

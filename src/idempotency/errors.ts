@@ -61,11 +61,12 @@ export class IdempotencyOutcomeUnknownError extends LockError {
   readonly expose = true;
   readonly headers: Readonly<Record<string, string>> = {};
 
-  constructor(key: string) {
+  /** @param cause why the stored outcome could not be read back, when it was stored. */
+  constructor(key: string, cause?: unknown) {
     super(
       "IDEMPOTENCY_OUTCOME_UNKNOWN",
       `the request with idempotency key "${key}" ran, but its outcome cannot be replayed`,
-      { key },
+      { key, cause },
     );
   }
 }

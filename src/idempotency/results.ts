@@ -7,7 +7,9 @@
  * @module
  */
 
+import { describeValue } from "../validate.js";
 import type { Claim } from "./claim.js";
+import { IdempotencyOutcomeUnknownError } from "./errors.js";
 import type { ClaimRequest, IdempotencyFlow } from "./flow.js";
 import type { StoredOutcome } from "./store.js";
 
@@ -72,17 +74,40 @@ export class IdempotentResults<R> {
     return { result, replayed: false };
   }
 
-  /** Claims the request's key, or finds its stored result (see {@link IdempotencyFlow.begin}). */
+  /**
+   * Claims the request's key, or finds its stored result (see {@link IdempotencyFlow.begin}).
+   *
+   * @throws {IdempotencyOutcomeUnknownError} also when the stored result cannot be decoded.
+   */
   async begin(request: ClaimRequest): Promise<BegunCall<R>> {
     const begun = await this.#flow.begin(request);
     if (begun.kind === "claimed") return { kind: "run", claim: begun.claim };
-    return { kind: "replay", result: this.#decode(begun.outcome) };
+    try {
+      return { kind: "replay", result: this.#decode(begun.outcome) };
+    } catch (error) {
+      throw new IdempotencyOutcomeUnknownError(request.key, error);
+    }
   }
 
-  /** Stores `result` for replay, or frees the key if it is not to be kept. Never throws. */
+  /**
+   * Stores `result` for replay, or frees the key if it is not to be kept. A result that cannot
+   * be encoded (a BigInt for JSON, or nothing `serialize` turns into text: a function, a Symbol,
+   * a `toJSON` that returns undefined) is reported to `onStoreError`, and the key marked "ran,
+   * not replayable". Never throws: the call's work succeeded.
+   */
   async complete(claim: Claim, result: R): Promise<void> {
     if (!this.#policy.storable(result)) return claim.release();
-    await claim.finish(this.#encode(result));
+    let outcome: StoredOutcome;
+    try {
+      outcome = this.#encode(result);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const cause = new TypeError(`the result cannot be stored for replay: ${reason}`, {
+        cause: error,
+      });
+      return claim.unstorable(cause);
+    }
+    await claim.finish(outcome);
   }
 
   /** Ends a claim whose work threw: frees the key, or keeps it (per `onThrow`). Never throws. */
@@ -92,9 +117,13 @@ export class IdempotentResults<R> {
   }
 
   #encode(result: R): StoredOutcome {
-    const body = result === undefined ? "" : this.#policy.serialize(result);
-    const encoding = result === undefined ? "undefined" : "json";
-    return { status: 0, headers: "", body, encoding, truncated: false, failed: false };
+    const stored = { status: 0, headers: "", truncated: false, failed: false };
+    if (result === undefined) return { ...stored, body: "", encoding: "undefined" };
+    const body: unknown = this.#policy.serialize(result);
+    if (typeof body !== "string") {
+      throw new TypeError(`serialize gave ${describeValue(body)}, not text`);
+    }
+    return { ...stored, body, encoding: "json" };
   }
 
   #decode(outcome: StoredOutcome): R {

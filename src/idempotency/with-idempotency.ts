@@ -9,7 +9,11 @@ import type { LockAdapter } from "../adapter.js";
 import { InvalidArgumentError } from "../errors.js";
 import { checkDuration, checkFunction, MIN_TTL } from "../validate.js";
 import { canonicalJson, sha256Hex } from "./digest.js";
-import type { IdempotencyConflictError, IdempotencyKeyReusedError } from "./errors.js";
+import type {
+  IdempotencyConflictError,
+  IdempotencyKeyReusedError,
+  IdempotencyOutcomeUnknownError,
+} from "./errors.js";
 import { IdempotencyFlow } from "./flow.js";
 import { IdempotentResults } from "./results.js";
 
@@ -60,12 +64,29 @@ export interface IdempotencyOptions<A extends unknown[], R> {
    * @default "release"
    */
   onThrow?: "release" | "hold";
-  /** Turns a result into text for storage. @default JSON.stringify */
+  /**
+   * Turns a result into text for storage, for results JSON cannot encode (a BigInt from a
+   * database driver, say). A result it cannot encode (it throws, or gives no text: a function,
+   * a Symbol, a `toJSON` that returns undefined) is not stored: the key is marked "ran, not
+   * replayable" (a retry gets {@link IdempotencyOutcomeUnknownError} rather than running again)
+   * and `onStoreError` is told; the call still resolves with its result.
+   * @default JSON.stringify
+   */
   serialize?: (result: Awaited<R>) => string;
-  /** Turns stored text back into a result. @default JSON.parse */
+  /**
+   * Turns stored text back into a result. A replay it cannot decode throws
+   * {@link IdempotencyOutcomeUnknownError}.
+   * @default JSON.parse
+   */
   deserialize?: (text: string) => Awaited<R>;
   /** Told when the lease was lost while `fn` ran: its result was not stored. */
   onLeaseLost?: (key: string) => void;
+  /**
+   * Told when a result could not be stored (Redis unreachable, or a result `serialize` cannot
+   * encode) or a key not freed. Never thrown: a call whose work succeeded resolves with its
+   * result, whatever the store did.
+   */
+  onStoreError?: (error: unknown) => void;
   /**
    * Namespace of the record keys.
    * @default "idem"
@@ -116,6 +137,7 @@ export function withIdempotency<A extends unknown[], R>(
     adapter: options.adapter,
     prefix: options.prefix,
     retention: settings.retention,
+    onStoreError: options.onStoreError,
   });
   const results = new IdempotentResults<Awaited<R>>(flow, {
     serialize: options.serialize ?? ((result) => JSON.stringify(result)),
@@ -174,6 +196,9 @@ function checkOptions<A extends unknown[], R>(options: IdempotencyOptions<A, R>)
   checkFunction(options.key, "key");
   if (typeof options.scope !== "string" && options.scope !== undefined) {
     checkFunction(options.scope, "scope");
+  }
+  for (const hook of ["serialize", "deserialize", "onLeaseLost", "onStoreError"] as const) {
+    if (options[hook] !== undefined) checkFunction(options[hook], hook);
   }
   if (options.onThrow !== undefined && !["release", "hold"].includes(options.onThrow)) {
     throw new InvalidArgumentError("onThrow", `onThrow must be "release" or "hold"`);

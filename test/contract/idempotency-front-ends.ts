@@ -63,6 +63,11 @@ export interface Setup {
   scope?: "caller" | "default";
   /** The wrapped function's name, where the front end wraps one. @default "charge" */
   name?: string;
+  /** Told when a result could not be stored, or a key not freed. */
+  onStoreError?: (error: unknown) => void;
+  /** How results are stored and replayed, where the work's value is the result. */
+  serialize?: (result: unknown) => string;
+  deserialize?: (text: string) => unknown;
 }
 
 /** An idempotent operation as a front end serves it. */
@@ -138,6 +143,9 @@ const plainFunction: FrontEnd = {
       wait: setup.wait,
       lease: setup.lease,
       onLeaseLost: setup.onLeaseLost,
+      onStoreError: setup.onStoreError,
+      serialize: setup.serialize,
+      deserialize: setup.deserialize,
     });
     return (call) => settled(() => charge(call));
   },
@@ -160,6 +168,9 @@ const lambdaRecords: FrontEnd = {
       wait: setup.wait,
       lease: { safety: SAFETY },
       onLeaseLost: setup.onLeaseLost,
+      onStoreError: setup.onStoreError,
+      serialize: setup.serialize,
+      deserialize: setup.deserialize,
     });
     return (call) => settled(() => handler(call, lambdaContext(lease - SAFETY)));
   },
@@ -230,6 +241,7 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
         wait: setup.wait,
         lease: { safety: SAFETY },
         onLeaseLost: setup.onLeaseLost,
+        onStoreError: setup.onStoreError,
       });
       const errors = httpErrorHandler({ logger: false });
       const handler = middy(
@@ -270,6 +282,7 @@ const honoMiddleware: FrontEnd = {
         wait: setup.wait,
         lease: setup.lease,
         onLeaseLost: () => setup.onLeaseLost?.(),
+        onStoreError: setup.onStoreError,
       }),
       async (c) => c.json((await setup.work(await c.req.json())) ?? null),
     );

@@ -147,6 +147,29 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
           });
         }
 
+        it("gives the work's result when storing it fails, and reports the failure", async () => {
+          const real = target.adapter;
+          const storeDown: LockAdapter = {
+            name: "store down after the work",
+            evalScript: (script, keys, args) =>
+              script.name === "idempotency-finish"
+                ? Promise.reject(new Error("connection reset"))
+                : real.evalScript(script, keys, args),
+          };
+          const storeErrors: unknown[] = [];
+          const { operation, runs } = build(() => ({ charged: 5 }), {
+            adapter: storeDown,
+            onStoreError: (error) => storeErrors.push(error),
+          });
+          expect(await operation({ key: key() })).toMatchObject({
+            kind: "ok",
+            value: { charged: 5 },
+          });
+          expect(runs.count).toBe(1);
+          expect(storeErrors.length).toBeGreaterThanOrEqual(1);
+          expect(storeErrors[0]).toMatchObject({ code: "LOCK_UNAVAILABLE" });
+        });
+
         it("in wait mode, gives a duplicate the first call's result once it finishes", async () => {
           const work = async () => {
             await delay(150);
@@ -193,6 +216,79 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
             const anonymous = () => build(() => "ran", { scope: "default", name: "" });
             expect(anonymous).toThrow(InvalidArgumentError);
             expect(anonymous).toThrow(/no name .* pass scope/);
+          });
+        }
+
+        // Only where the work's value is the stored result (HTTP front ends store responses).
+        if (!frontEnd.http) {
+          it("returns a result JSON cannot encode (a BigInt), reports it, and never runs it again", async () => {
+            const storeErrors: unknown[] = [];
+            const { operation, runs } = build(() => ({ total: 4_200n }), {
+              onStoreError: (error) => storeErrors.push(error),
+            });
+            const call = { key: key() };
+            expect(await operation(call)).toMatchObject({ kind: "ok", value: { total: 4_200n } });
+            expect(storeErrors).toHaveLength(1);
+            expect(String(storeErrors[0])).toMatch(/cannot be stored.*BigInt/);
+            const retry = await operation(call);
+            expect(retry).toMatchObject({ kind: "refused", status: 409 });
+            expect(retry.kind === "refused" && retry.detail).toMatchObject({
+              code: "IDEMPOTENCY_OUTCOME_UNKNOWN",
+            });
+            expect(runs.count).toBe(1);
+          });
+
+          it("never stores a result that serializes to nothing (a function, a Symbol, toJSON giving undefined)", async () => {
+            const storeErrors: unknown[] = [];
+            const results = [() => 1, Symbol("receipt"), { toJSON: () => undefined }];
+            for (const result of results) {
+              const { operation, runs } = build(() => result, {
+                onStoreError: (error) => storeErrors.push(error),
+              });
+              const call = { key: key() };
+              expect(await operation(call)).toMatchObject({ kind: "ok", value: result });
+              expect(await operation(call)).toMatchObject({
+                kind: "refused",
+                status: 409,
+                detail: { code: "IDEMPOTENCY_OUTCOME_UNKNOWN" },
+              });
+              expect(runs.count).toBe(1);
+            }
+            expect(storeErrors).toHaveLength(results.length);
+            expect(String(storeErrors[0])).toMatch(/serialize gave .*, not text/);
+          });
+
+          it("answers a replay it cannot decode with 409 outcome unknown, not the decoder's error", async () => {
+            const { operation, runs } = build(() => ({ total: 1 }), {
+              deserialize: () => {
+                throw new SyntaxError("written by another version");
+              },
+            });
+            const call = { key: key() };
+            await operation(call);
+            const retry = await operation(call);
+            expect(retry).toMatchObject({
+              kind: "refused",
+              status: 409,
+              detail: { code: "IDEMPOTENCY_OUTCOME_UNKNOWN", cause: { name: "SyntaxError" } },
+            });
+            expect(runs.count).toBe(1);
+          });
+
+          it("replays what serialize and deserialize carry (BigInts)", async () => {
+            const { operation, runs } = build(() => ({ total: 4_200n, at: "2025-01-01" }), {
+              serialize: (result) =>
+                JSON.stringify(result, (_, v) => (typeof v === "bigint" ? { $big: `${v}` } : v)),
+              deserialize: (text) =>
+                JSON.parse(text, (_, v) => (typeof v?.$big === "string" ? BigInt(v.$big) : v)),
+            });
+            const call = { key: key() };
+            await operation(call);
+            expect(await operation(call)).toMatchObject({
+              kind: "ok",
+              value: { total: 4_200n, at: "2025-01-01" },
+            });
+            expect(runs.count).toBe(1);
           });
         }
 
