@@ -39,6 +39,7 @@ export { Claim, type ClaimSettings } from "./idempotency/claim.js";
 export { canonicalJson, sha256Hex } from "./idempotency/digest.js";
 export {
   IdempotencyConflictError,
+  IdempotencyKeyInvalidError,
   IdempotencyKeyReusedError,
   IdempotencyOutcomeUnknownError,
 } from "./idempotency/errors.js";
@@ -48,6 +49,12 @@ export {
   IdempotencyFlow,
   type IdempotencyFlowOptions,
 } from "./idempotency/flow.js";
+export {
+  checkIdempotencyKey,
+  isRepeatedField,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  parseIdempotencyKey,
+} from "./idempotency/key.js";
 export { type StoreResponsesPolicy, storesStatus } from "./idempotency/policy.js";
 export {
   type BegunCall,
@@ -63,11 +70,9 @@ export {
   type StoredOutcome,
 } from "./idempotency/store.js";
 export {
-  checkIdempotencyKey,
   DEFAULT_LEASE,
   DEFAULT_RETENTION,
   type IdempotencyOptions,
-  MAX_IDEMPOTENCY_KEY_LENGTH,
   withIdempotency,
 } from "./idempotency/with-idempotency.js";
 export { type KeepAliveOptions, keepAlive } from "./keep-alive.js";

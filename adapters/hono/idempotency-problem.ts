@@ -11,7 +11,10 @@ import type { IdempotencyConflictError } from "edgelock";
 export type IdempotencyProblemCode =
   /** 400: the route requires a key and there is none. */
   | "idempotency_key_missing"
-  /** 400: the key is not 1 to 255 printable ASCII characters (or fails `validate`). */
+  /**
+   * 400: the key is not 1 to 255 printable ASCII characters (or fails `validate`), or the
+   * request carries several `Idempotency-Key` headers.
+   */
   | "idempotency_key_invalid"
   /** 413: the body is too large to fingerprint. */
   | "idempotency_body_too_large"

@@ -14,8 +14,10 @@ import {
   type Begun,
   canonicalJson,
   IdempotencyFlow,
+  isRepeatedField,
   type LockError,
   MAX_IDEMPOTENCY_KEY_LENGTH,
+  parseIdempotencyKey,
   type StoredOutcome,
   sha256Hex,
 } from "edgelock";
@@ -23,7 +25,7 @@ import type { Context, Env, MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode, StatusCode } from "hono/utils/http-status";
 import { checkOptions, type IdempotencyMiddlewareOptions } from "./idempotency-options.js";
 import { type IdempotencyProblem, idempotencyProblem, problemOf } from "./idempotency-problem.js";
-import { parseIdempotencyKey, requestFingerprint } from "./idempotency-request.js";
+import { requestFingerprint } from "./idempotency-request.js";
 import {
   captureBody,
   outcomeOf,
@@ -147,6 +149,10 @@ export const idempotency = <E extends Env = Env>(
       }
       c.set("idempotency", { key: undefined, replayed: false, fence: undefined });
       return next();
+    }
+    if (isRepeatedField(header)) {
+      const detail = `This request carries several ${settings.header} headers: send one.`;
+      return refuse(idempotencyProblem(400, "idempotency_key_invalid", detail));
     }
     const key = parseIdempotencyKey(header);
     if (key === undefined || key.length < settings.minLength || !settings.validate(key)) {

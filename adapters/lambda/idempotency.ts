@@ -7,6 +7,7 @@ import {
   DEFAULT_RETENTION,
   type IdempotencyConflictError,
   IdempotencyFlow,
+  type IdempotencyKeyInvalidError,
   type IdempotencyKeyReusedError,
   type IdempotencyOutcomeUnknownError,
   IdempotentResults,
@@ -19,6 +20,7 @@ import {
 } from "edgelock";
 import { checkObject, checkOptionalFunction } from "./checks.js";
 import { checkMargin, InvocationDeadline } from "./deadline.js";
+import { type HttpEvent, type headerKey, isClientKey, requestTarget } from "./header-key.js";
 import {
   bounded,
   checkLeaseOptions,
@@ -35,14 +37,17 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
   /** The transport (`ioredisAdapter(client)`, `upstashAdapter(client)`, `memoryAdapter()`). */
   adapter: LockAdapter;
   /**
-   * The idempotency key of an event (an SQS `messageId`, an `Idempotency-Key` header);
-   * `undefined` or `null` runs the handler without idempotency. At most 255 printable ASCII
-   * characters.
+   * The idempotency key of an event: an SQS `messageId`, or {@link headerKey}`()` for the
+   * `Idempotency-Key` header of an HTTP event; `undefined` or `null` runs the handler without
+   * idempotency. 1 to 255 printable ASCII characters, else {@link IdempotencyKeyInvalidError}
+   * (400).
    */
   key: (event: E, context: C) => string | undefined | null;
   /**
    * The namespace of the records, so equal keys in two scopes never meet: a string, or a
-   * function of the event (the caller, for keys clients choose). Give one to share records
+   * function of the event. With keys clients choose ({@link headerKey}), make it the caller
+   * (the authorizer's principal), or another caller presenting the same key gets the first
+   * one's response; a warning is printed once when it is not a function. Give one to share records
    * between functions on purpose, to keep them across a rename, or when a bundler renames
    * functions (esbuild's `minify` without `keepNames`).
    * @default the Lambda function's name (`context.functionName`) and, for
@@ -106,6 +111,12 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
    * @default "Idempotent-Replayed"
    */
   replayHeader?: string | false;
+  /**
+   * Silence the warning about keys clients choose ({@link headerKey}) without a `scope`
+   * function: callers then share keys.
+   * @default false
+   */
+  allowGlobalKeys?: boolean;
   /** Told when the lease was lost while the handler ran: its result was not stored. */
   onLeaseLost?: (key: string) => void;
   /**
@@ -234,6 +245,16 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
     this.#bounds = checkLeaseOptions(options.lease);
     this.#margin = checkMargin(options.margin);
     this.#name = name;
+    if (
+      isClientKey(options.key) &&
+      typeof options.scope !== "function" &&
+      !options.allowGlobalKeys
+    ) {
+      console.warn(
+        "edgelock: idempotency keys come from a client header, but no scope function names " +
+          "the caller, so callers share keys; pass scope (the authorizer's principal) or allowGlobalKeys",
+      );
+    }
     const flow = new IdempotencyFlow({
       adapter: options.adapter,
       prefix: options.prefix,
@@ -273,8 +294,10 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
     const fingerprint = options.fingerprint
       ? await sha256Hex(canonicalJson(options.fingerprint(event, context)))
       : "";
+    // A key a client chose is scoped to the resource it was sent to, as the Hono middleware does.
+    const target = isClientKey(options.key) ? requestTarget(event as HttpEvent) : [];
     return {
-      parts: [...namespace, key],
+      parts: [...namespace, ...target, key],
       key,
       fingerprint,
       // Sized afresh on every attempt, so a claim after a wait still ends at the deadline.

@@ -19,6 +19,8 @@
  * @module
  */
 
+export { DEFAULT_DEADLINE_MARGIN } from "./deadline.js";
+export { type HttpEvent, headerKey } from "./header-key.js";
 export {
   type LambdaIdempotencyOptions,
   lambdaWithIdempotency,

@@ -174,7 +174,13 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
  * @example
  * ```ts
  * export const handler = middy(createOrder)
- *   .use(idempotencyMiddleware({ adapter, key: (event) => event.headers["idempotency-key"] }))
+ *   .use(
+ *     idempotencyMiddleware({
+ *       adapter,
+ *       key: headerKey(), // the Idempotency-Key header: 400 if invalid or repeated
+ *       scope: (event) => event.requestContext.authorizer.jwt.claims.sub, // the caller
+ *     }),
+ *   )
  *   .use(httpErrorHandler());
  * ```
  */

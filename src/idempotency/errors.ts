@@ -6,7 +6,23 @@
  * @module
  */
 
-import { LockError } from "../errors.js";
+import { InvalidArgumentError, LockError } from "../errors.js";
+
+/**
+ * An idempotency key that is not 1 to 255 printable ASCII characters, or a request that carries
+ * several (`code: "INVALID_ARGUMENT"`, 400): the client must send one valid key. Thrown before
+ * any request to Redis.
+ */
+export class IdempotencyKeyInvalidError extends InvalidArgumentError {
+  readonly statusCode = 400;
+  readonly status = 400;
+  readonly expose = true;
+  readonly headers: Readonly<Record<string, string>> = {};
+
+  constructor(message: string) {
+    super("key", message);
+  }
+}
 
 /**
  * The idempotency key was already used for a different request (`code:

@@ -15,6 +15,7 @@ import type {
   IdempotencyOutcomeUnknownError,
 } from "./errors.js";
 import { IdempotencyFlow } from "./flow.js";
+import { checkIdempotencyKey } from "./key.js";
 import { IdempotentResults } from "./results.js";
 
 /** Options of {@link withIdempotency}. */
@@ -98,8 +99,6 @@ export interface IdempotencyOptions<A extends unknown[], R> {
 export const DEFAULT_RETENTION = 24 * 60 * 60 * 1000;
 /** The default in-progress lease: 30 seconds. */
 export const DEFAULT_LEASE = 30_000;
-/** The longest idempotency key accepted. */
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
 /**
  * Wraps `fn` so it runs at most once per idempotency key within the retention: the first call
@@ -171,22 +170,6 @@ export function withIdempotency<A extends unknown[], R>(
     );
     return result;
   };
-}
-
-/** Checks an idempotency key: 1 to 255 printable ASCII characters. */
-export function checkIdempotencyKey(key: unknown): string {
-  if (
-    typeof key !== "string" ||
-    key.length === 0 ||
-    key.length > MAX_IDEMPOTENCY_KEY_LENGTH ||
-    !/^[\x20-\x7e]+$/.test(key)
-  ) {
-    throw new InvalidArgumentError(
-      "key",
-      `an idempotency key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters`,
-    );
-  }
-  return key;
 }
 
 function checkOptions<A extends unknown[], R>(options: IdempotencyOptions<A, R>) {

@@ -18,7 +18,7 @@ import httpErrorHandler from "@middy/http-error-handler";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { type LockAdapter, withIdempotency } from "edgelock";
 import { idempotency } from "edgelock/hono";
-import { idempotencyMiddleware, lambdaWithIdempotency } from "edgelock/lambda";
+import { headerKey, idempotencyMiddleware, lambdaWithIdempotency } from "edgelock/lambda";
 import { Hono } from "hono";
 import { lambdaContext } from "../support/lambda-context.js";
 
@@ -26,6 +26,8 @@ import { lambdaContext } from "../support/lambda-context.js";
 export interface Call {
   /** The idempotency key; none when undefined. */
   key?: string;
+  /** For the HTTP front ends: further `Idempotency-Key` headers, sent after the first. */
+  moreKeys?: readonly string[];
   /** The request's payload. */
   body?: unknown;
   /** Who calls: callers never share records. */
@@ -179,7 +181,9 @@ const lambdaRecords: FrontEnd = {
 /** An API Gateway HTTP API (payload 2.0) event for `POST /orders`. */
 function httpEvent(call: Call): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = { "content-type": "application/json" };
-  if (call.key !== undefined) headers["idempotency-key"] = call.key;
+  // API Gateway joins a repeated header's values with commas.
+  const keys = [...(call.key === undefined ? [] : [call.key]), ...(call.moreKeys ?? [])];
+  if (keys.length > 0) headers["idempotency-key"] = keys.join(",");
   return {
     version: "2.0",
     routeKey: "POST /orders",
@@ -235,7 +239,7 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
       >({
         adapter: setup.adapter,
         prefix: setup.prefix,
-        key: (event) => event.headers["idempotency-key"],
+        key: headerKey(),
         scope: (event) => `orders:${callerOf(event)}`,
         fingerprint: setup.fingerprint ? (event) => event.body : false,
         wait: setup.wait,
@@ -287,9 +291,10 @@ const honoMiddleware: FrontEnd = {
       async (c) => c.json((await setup.work(await c.req.json())) ?? null),
     );
     return async (call) => {
-      const headers: Record<string, string> = { "content-type": "application/json" };
-      if (call.key !== undefined) headers["idempotency-key"] = call.key;
-      if (call.caller !== undefined) headers["x-caller"] = call.caller;
+      const headers = new Headers({ "content-type": "application/json" });
+      if (call.key !== undefined) headers.append("idempotency-key", call.key);
+      for (const more of call.moreKeys ?? []) headers.append("idempotency-key", more);
+      if (call.caller !== undefined) headers.set("x-caller", call.caller);
       const body = JSON.stringify(call.body ?? null);
       const res = await app.request("/orders", { method: "POST", headers, body });
       const text = await res.text();

@@ -66,6 +66,27 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
           expect(runs.count).toBe(2);
         });
 
+        it("refuses a key over 255 characters or not ASCII with 400, before anything runs", async () => {
+          const { operation, runs } = build(() => "ran");
+          for (const invalid of ["k".repeat(256), "clé-42"]) {
+            expect(await operation({ key: invalid })).toMatchObject({
+              kind: "refused",
+              status: 400,
+            });
+          }
+          expect(await operation({ key: "k".repeat(255) })).toMatchObject({ kind: "ok" });
+          expect(runs.count).toBe(1);
+        });
+
+        if (frontEnd.http) {
+          it("refuses a request carrying two Idempotency-Key headers with 400", async () => {
+            const { operation, runs } = build(() => "ran");
+            const twice = await operation({ key: key(), moreKeys: [key()] });
+            expect(twice).toMatchObject({ kind: "refused", status: 400 });
+            expect(runs.count).toBe(0);
+          });
+        }
+
         it("refuses a duplicate while the first runs with 409 and Retry-After, then replays", async () => {
           const owner = blocker();
           const { operation, runs } = build(async () => {

@@ -10,6 +10,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomUUID } from "node:crypto";
 import type {
   APIGatewayProxyEventV2,
+  APIGatewayProxyEventV2WithJWTAuthorizer,
   APIGatewayProxyStructuredResultV2,
   Context,
   SQSEvent,
@@ -31,7 +32,11 @@ let redis: Redis; // the test's own connection, to seed and inspect
 
 // --- Lambda, as the Node.js runtime presents it ----------------------------------------------
 
-const FUNCTION = { withdraw: "bank-withdraw", receipts: "bank-send-receipts" };
+const FUNCTION = {
+  withdraw: "bank-withdraw",
+  orders: "bank-create-order",
+  receipts: "bank-send-receipts",
+};
 
 /** A context for one invocation of `functionName` with a `timeout` ms limit, starting now. */
 function lambdaContext(functionName: string, timeout: number): Context {
@@ -119,6 +124,35 @@ function withdrawalEvent(
     pathParameters: { id: accountId },
     body: sent,
     isBase64Encoded: options.base64 === true,
+  };
+}
+
+/** `POST /orders`, from the customer the JWT authorizer vouched for, with its `Idempotency-Key`. */
+function orderEvent(
+  customer: string,
+  body: string,
+  keys: readonly string[],
+): APIGatewayProxyEventV2WithJWTAuthorizer {
+  const base = withdrawalEvent("0", body);
+  const headers: Record<string, string | undefined> = { ...base.headers };
+  // API Gateway joins the values of a repeated header with commas.
+  if (keys.length > 0) headers["idempotency-key"] = keys.join(",");
+  return {
+    ...base,
+    routeKey: "POST /orders",
+    rawPath: "/orders",
+    headers,
+    pathParameters: {},
+    requestContext: {
+      ...base.requestContext,
+      routeKey: "POST /orders",
+      http: { ...base.requestContext.http, path: "/orders" },
+      authorizer: {
+        principalId: "",
+        integrationLatency: 0,
+        jwt: { claims: { sub: customer, scope: "orders" }, scopes: ["orders"] },
+      },
+    },
   };
 }
 
@@ -312,6 +346,51 @@ describe("withdraw (API Gateway HTTP API)", () => {
   });
 });
 
+// --- API Gateway: orders once per key and customer --------------------------------------------
+
+describe("createOrder (API Gateway HTTP API, JWT authorizer)", () => {
+  const order = (customer: string, body: string, ...keys: string[]) =>
+    invoke(
+      example.createOrder,
+      orderEvent(customer, body, keys),
+      lambdaContext(FUNCTION.orders, 6_000),
+    );
+  const placed = async (customer: string) => redis.llen(`orders:${customer}`);
+  const book = '{"item":"book","quantity":1}';
+
+  it("places one order per key; a retry gets the first response back, marked replayed", async () => {
+    const key = randomUUID();
+    const first = await order("ada", book, key);
+    expect(first).toMatchObject({ statusCode: 201 });
+    const retry = await order("ada", book, `"${key}"`); // the same key as an RFC 8941 String
+    expect(retry).toEqual({
+      ...first,
+      headers: { ...first.headers, "Idempotent-Replayed": "true" },
+    });
+    expect(await placed("ada")).toBe(1);
+    expect((await order("ada", '{"item":"pen","quantity":1}', key)).statusCode).toBe(422);
+  });
+
+  it("keeps each customer's keys to them: another customer's same key places their own order", async () => {
+    const key = randomUUID();
+    const ada = await order("ada-2", book, key);
+    const grace = await order("grace", book, key);
+    expect(grace.statusCode).toBe(201);
+    expect(grace.headers?.["Idempotent-Replayed"]).toBeUndefined();
+    expect(JSON.parse(grace.body ?? "{}").id).not.toBe(JSON.parse(ada.body ?? "{}").id);
+    expect(await placed("grace")).toBe(1);
+  });
+
+  it("answers 400 for a key over 255 characters, not ASCII, or sent twice, placing nothing", async () => {
+    for (const keys of [["k".repeat(256)], ["clé-1"], [randomUUID(), randomUUID()]]) {
+      const refused = await order("lin", book, ...keys);
+      expect(refused.statusCode).toBe(400);
+      expect(JSON.parse(refused.body ?? "{}").error).toMatch(/Idempotency-Key|idempotency key/);
+    }
+    expect(await placed("lin")).toBe(0);
+  });
+});
+
 // --- SQS: one receipt per message --------------------------------------------------------------
 
 describe("sendReceipts (SQS)", () => {
@@ -391,7 +470,7 @@ describe("every lease the example sent", () => {
 });
 
 describe("with Redis down", () => {
-  it("answers 503 and reports every record as a batch item failure, before the deadline", async () => {
+  it("answers 503 over HTTP and reports every record as a batch item failure, before the deadline", async () => {
     redis.on("error", () => {}); // the test's own connection: its reconnections are expected
     await server.stop();
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
@@ -404,6 +483,12 @@ describe("with Redis down", () => {
       );
       expect(refused).toMatchObject({ statusCode: 503, headers: { "Retry-After": "1" } });
       expect(withdrawing.getRemainingTimeInMillis()).toBeGreaterThan(100);
+
+      const ordering = lambdaContext(FUNCTION.orders, 1_000);
+      const event = orderEvent("ada", '{"item":"book"}', [randomUUID()]);
+      const unordered = await invoke(example.createOrder, event, ordering);
+      expect(unordered).toMatchObject({ statusCode: 503, headers: { "Retry-After": "1" } });
+      expect(ordering.getRemainingTimeInMillis()).toBeGreaterThan(100);
 
       const receiving = lambdaContext(FUNCTION.receipts, 1_000);
       const ids = [randomUUID(), randomUUID()];

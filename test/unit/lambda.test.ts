@@ -16,6 +16,7 @@ import {
   releaseScript,
 } from "edgelock";
 import {
+  headerKey,
   idempotencyMiddleware,
   lambdaWithIdempotency,
   lambdaWithLock,
@@ -649,6 +650,80 @@ describe("lambdaWithIdempotency", () => {
     expect(() =>
       lambdaWithIdempotency(ok, { adapter, key: () => "k", fingerprint: true as never }),
     ).toThrow(/fingerprint/);
+  });
+});
+
+describe("headerKey: keys clients choose, on HTTP events", () => {
+  const v2 = (headers: Record<string, string>, path = "/orders", caller = "alice") => ({
+    rawPath: path,
+    headers,
+    requestContext: {
+      http: { method: "POST", path },
+      authorizer: { jwt: { claims: { sub: caller } } },
+    },
+  });
+  type V2 = ReturnType<typeof v2>;
+  const callerOf = (event: V2) => event.requestContext.authorizer.jwt.claims.sub;
+
+  it("reads the header, quoted or bare, in any case; none runs without idempotency", () => {
+    const key = headerKey();
+    expect(key(v2({ "idempotency-key": '"order-1"' }))).toBe("order-1");
+    expect(key(v2({ "Idempotency-Key": "order-1" }))).toBe("order-1");
+    expect(key({ multiValueHeaders: { "idempotency-key": ["order-1"] } })).toBe("order-1");
+    expect(key(v2({}))).toBeUndefined();
+    expect(headerKey("X-Request-Key")(v2({ "x-request-key": "r" }))).toBe("r");
+  });
+
+  it("refuses an invalid or repeated key with a 400 error, before any request", () => {
+    const key = headerKey();
+    for (const headers of [
+      { "idempotency-key": "k".repeat(256) },
+      { "idempotency-key": "clé" },
+      { "idempotency-key": '"unterminated' },
+      { "idempotency-key": "a,b" }, // API Gateway (payload 2.0) joins repeated headers
+    ]) {
+      const error = (() => {
+        try {
+          key(v2(headers));
+        } catch (thrown) {
+          return thrown;
+        }
+      })();
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ statusCode: 400, expose: true, code: "INVALID_ARGUMENT" });
+    }
+    expect(() => key({ multiValueHeaders: { "Idempotency-Key": ["a", "b"] } })).toThrow(
+      /one Idempotency-Key header, not several/,
+    );
+    expect(() => headerKey("not a header")).toThrow(InvalidArgumentError);
+  });
+
+  it("scopes records by caller, method and path; without a scope function it warns once", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const adapter = memoryAdapter();
+    const work = vi.fn(async (event: V2) => ({ statusCode: 201, body: callerOf(event) }));
+    const handler = lambdaWithIdempotency(work, { adapter, key: headerKey(), scope: callerOf });
+    expect(warn).not.toHaveBeenCalled();
+    const headers = { "idempotency-key": "order-1" };
+    expect(await handler(v2(headers), lambdaContext(3_000))).toMatchObject({ body: "alice" });
+    // Another caller presenting the same key gets its own response, not alice's.
+    expect(await handler(v2(headers, "/orders", "mallory"), lambdaContext(3_000))).toMatchObject({
+      body: "mallory",
+    });
+    await handler(v2(headers, "/refunds"), lambdaContext(3_000));
+    expect(await handler(v2(headers), lambdaContext(3_000))).toMatchObject({
+      body: "alice",
+      headers: { "Idempotent-Replayed": "true" },
+    });
+    expect(work).toHaveBeenCalledTimes(3);
+
+    lambdaWithIdempotency(work, { adapter, key: headerKey() });
+    idempotencyMiddleware({ adapter, key: headerKey(), scope: "orders" });
+    expect(warn).toHaveBeenCalledTimes(2);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/callers share keys; pass scope/);
+    lambdaWithIdempotency(work, { adapter, key: headerKey(), allowGlobalKeys: true });
+    lambdaWithIdempotency(work, { adapter, key: (event: V2) => event.rawPath });
+    expect(warn).toHaveBeenCalledTimes(2);
   });
 });
 
