@@ -73,6 +73,7 @@ export {
   DEFAULT_LEASE,
   DEFAULT_RETENTION,
   type IdempotencyOptions,
+  type IdempotentFunction,
   withIdempotency,
 } from "./idempotency/with-idempotency.js";
 export { type KeepAliveOptions, keepAlive } from "./keep-alive.js";

@@ -116,6 +116,13 @@ export interface IdempotencyMiddlewareOptions<E extends Env = Env> {
    */
   wait?: number;
   /**
+   * What a duplicate that finds the first request in progress is told (`retryAfter`, and the
+   * `Retry-After` header in whole seconds), in ms; never past the first request's lease.
+   * @default how long the first request likely has left: the runs this process saw take so
+   * long on average, less how long it has been running (with none seen yet, as long again)
+   */
+  retryAfter?: number;
+  /**
    * Which responses are stored for replay. The others free the key.
    * @default "non-5xx"
    */
@@ -129,7 +136,8 @@ export interface IdempotencyMiddlewareOptions<E extends Env = Env> {
   /**
    * The largest response body stored, in bytes. A larger one (streamed through to the client
    * untouched) is recorded as not replayable: duplicates get 409 `idempotency_outcome_unknown`.
-   * Mind the REST transport's request size limit.
+   * A large body is stored in parts of at most 512 KiB (one request each), so a REST endpoint's
+   * request size limit (1 MiB for edgelock's gateway) does not cap it.
    * @default 1_048_576 (1 MiB)
    */
   maxStoredBodyBytes?: number;
@@ -242,6 +250,10 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
     retention: checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL),
     lease: checkDuration(options.lease ?? DEFAULT_LEASE, "lease", MIN_TTL),
     wait: checkDuration(options.wait ?? 0, "wait", 0),
+    retryAfter:
+      options.retryAfter === undefined
+        ? undefined
+        : checkDuration(options.retryAfter, "retryAfter", 0),
     stores: storesStatus(storeResponses ?? "non-5xx"),
     onThrow: onThrow ?? "release",
     replayHeaders: new Set([...DEFAULT_REPLAY_HEADERS, ...replayHeaders]),

@@ -123,6 +123,7 @@ export const idempotency = <E extends Env = Env>(
     prefix: options.prefix,
     retention,
     onStoreError: options.onStoreError,
+    retryAfter: settings.retryAfter,
   });
   if (!options.getScope && !options.allowGlobalKeys) {
     console.warn(

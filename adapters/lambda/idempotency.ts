@@ -78,6 +78,13 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
    */
   wait?: number;
   /**
+   * What a duplicate that finds the first request in progress is told (`retryAfter`, and the
+   * `Retry-After` header in whole seconds), in ms; never past the first request's lease.
+   * @default how long the first request likely has left: the runs this process saw take so
+   * long on average, less how long it has been running (with none seen yet, as long again)
+   */
+  retryAfter?: number;
+  /**
    * When the handler throws: `"release"` frees the key so a retry runs again (the error is
    * rethrown unchanged); `"hold"` keeps it until the lease ends, just after the deadline.
    * With the middy middleware, middy's early timeout always holds: the handler may still be
@@ -88,7 +95,7 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
   /**
    * Whether a result is kept for replay; a result not kept frees the key instead, so a retry
    * runs afresh. The default keeps everything except HTTP-shaped results (`{ statusCode }`)
-   * with a 5xx, 408, 409, 425 or 429 status, which are transient.
+   * with a status a retry may change: 5xx, 401 and 403 (fresh credentials), 408, 409, 425, 429.
    */
   storeResult?: (result: Awaited<R>) => boolean;
   /**
@@ -260,6 +267,10 @@ export class LambdaIdempotency<E, C extends LambdaContext, R> {
       prefix: options.prefix,
       retention: checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL),
       onStoreError: options.onStoreError,
+      retryAfter:
+        options.retryAfter === undefined
+          ? undefined
+          : checkDuration(options.retryAfter, "retryAfter", 0),
     });
     const serialize = options.serialize ?? ((result: Awaited<R>) => JSON.stringify(result));
     const deserialize = options.deserialize ?? ((text: string) => JSON.parse(text) as Awaited<R>);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { now } from "../time.js";
 import type { IdempotencyOutcomeUnknownError } from "./errors.js";
 import { heartbeat } from "./heartbeat.js";
 import type { IdempotencyStore, StoredOutcome } from "./store.js";
@@ -21,6 +22,8 @@ export interface ClaimSettings {
   onStoreError: ((error: unknown) => void) | undefined;
   /** Bounds every request of the claim's end (see {@link IdempotencyStore.finish}). */
   deadline: AbortSignal | undefined;
+  /** Told how long the run took, when it ends with an outcome or a release. */
+  observe: (ms: number) => void;
 }
 
 /**
@@ -48,6 +51,7 @@ export class Claim {
   readonly #store: IdempotencyStore;
   readonly #settings: ClaimSettings;
   readonly #stopRenewing: () => void;
+  readonly #started = now();
   #lostTold = false;
 
   constructor(
@@ -79,6 +83,7 @@ export class Claim {
   async finish(outcome: StoredOutcome, keep = this.#settings.retention): Promise<boolean> {
     // Stopped first, so a renewal racing the finish cannot be mistaken for a lost lease.
     this.#stopRenewing();
+    this.#ended();
     try {
       const { deadline } = this.#settings;
       const stored = await this.#store.finish(this.record, this.token, outcome, keep, deadline);
@@ -98,6 +103,7 @@ export class Claim {
    */
   async unstorable(error: unknown): Promise<void> {
     this.#stopRenewing();
+    this.#ended();
     this.#report(error);
     const { retention } = this.#settings;
     await this.#markUnreplayable(
@@ -109,6 +115,7 @@ export class Claim {
   /** Frees the key so a retry runs afresh; a failure goes to `onStoreError`. */
   async release(): Promise<void> {
     this.#stopRenewing();
+    this.#ended();
     const { deadline } = this.#settings;
     await this.#store.abandon(this.record, this.token, deadline).catch((error: unknown) => {
       this.#report(error);
@@ -130,6 +137,11 @@ export class Claim {
     } catch {
       // Told once already; the lease lapses by itself and a retry runs again.
     }
+  }
+
+  /** Tells how long the run took. */
+  #ended(): void {
+    this.#settings.observe(now() - this.#started);
   }
 
   #leaseLost(): void {

@@ -14,6 +14,7 @@ import type { LockUnavailableError } from "../errors.js";
 import { now, sleep } from "../time.js";
 import { newToken } from "../token.js";
 import { Claim } from "./claim.js";
+import { RunDurations } from "./durations.js";
 import {
   IdempotencyConflictError,
   IdempotencyKeyReusedError,
@@ -31,6 +32,12 @@ export interface IdempotencyFlowOptions {
   retention: number;
   /** Told when storing an outcome or freeing a key failed. Never thrown. */
   onStoreError?: ((error: unknown) => void) | undefined;
+  /**
+   * What an in-progress conflict's `retryAfter` says, in ms (never past the first request's
+   * lease). By default, how long the first request likely has left: the runs this process saw
+   * take so long on average, less how long it has been running (with none seen, as long again).
+   */
+  retryAfter?: number | undefined;
 }
 
 /** One request for a key, as a front end resolved it. */
@@ -76,6 +83,7 @@ const WAIT_STEP = { base: 50, cap: 1_000 };
 export class IdempotencyFlow {
   readonly #store: IdempotencyStore;
   readonly #options: IdempotencyFlowOptions;
+  readonly #durations = new RunDurations();
 
   constructor(options: IdempotencyFlowOptions) {
     this.#store = new IdempotencyStore(options.adapter, { prefix: options.prefix });
@@ -105,7 +113,8 @@ export class IdempotencyFlow {
         const claimed = { key, record, token, fence: found.fence, lease };
         const { retention, onStoreError } = this.#options;
         const { renew, onLeaseLost, deadline } = request;
-        const settings = { retention, renew, onLeaseLost, onStoreError, deadline };
+        const observe = (ms: number) => this.#durations.observe(ms);
+        const settings = { retention, renew, onLeaseLost, onStoreError, deadline, observe };
         return { kind: "claimed", claim: new Claim(this.#store, claimed, settings) };
       }
       if (found.kind === "reused") throw new IdempotencyKeyReusedError(key);
@@ -114,7 +123,8 @@ export class IdempotencyFlow {
         return { kind: "replay", outcome: found.outcome };
       }
       const remaining = deadline - now();
-      const conflict = new IdempotencyConflictError(key, found.retryAfter);
+      const hint = this.#options.retryAfter ?? this.#durations.left(found.running);
+      const conflict = new IdempotencyConflictError(key, Math.min(hint, found.retryAfter));
       if (remaining <= 0 || signal?.aborted) throw conflict;
       const pause = backoffDelay({
         attempt,

@@ -35,10 +35,12 @@ export interface ResultPolicy<R> {
 /** What beginning a call found: a result to replay, or a claim to run under. */
 export type BegunCall<R> = { kind: "replay"; result: R } | { kind: "run"; claim: Claim };
 
-/** A call's result, and whether it was replayed rather than run. */
+/** A call's result, whether it was replayed rather than run, and its idempotency key. */
 export interface CallOutcome<R> {
   result: R;
   replayed: boolean;
+  /** The call's idempotency key; undefined for a call without one (it ran). */
+  key: string | undefined;
 }
 
 /**
@@ -62,7 +64,8 @@ export class IdempotentResults<R> {
   /** Runs `work` under a claim of the request's key, or replays the stored result. */
   async run(request: ClaimRequest, work: () => R | PromiseLike<R>): Promise<CallOutcome<R>> {
     const begun = await this.begin(request);
-    if (begun.kind === "replay") return { result: begun.result, replayed: true };
+    const { key } = request;
+    if (begun.kind === "replay") return { result: begun.result, replayed: true, key };
     let result: R;
     try {
       result = await work();
@@ -71,7 +74,7 @@ export class IdempotentResults<R> {
       throw error;
     }
     await this.complete(begun.claim, result);
-    return { result, replayed: false };
+    return { result, replayed: false, key };
   }
 
   /**

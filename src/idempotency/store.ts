@@ -17,7 +17,9 @@ import { retried } from "../retry.js";
 import { newToken } from "../token.js";
 import { checkWellFormed, describeValue } from "../validate.js";
 import { sha256Hex } from "./digest.js";
+import { type PART_BYTES, splitParts } from "./parts.js";
 import { abandonScript } from "./scripts/abandon.js";
+import { appendScript } from "./scripts/append.js";
 import { beginScript } from "./scripts/begin.js";
 import { finishScript } from "./scripts/finish.js";
 import { renewScript } from "./scripts/renew.js";
@@ -43,7 +45,11 @@ export type BeginOutcome =
   | { kind: "claimed"; token: string; fence: number }
   | { kind: "reused" }
   | { kind: "replay"; outcome: StoredOutcome }
-  | { kind: "in-progress"; retryAfter: number };
+  /**
+   * Claimed by another request: its lease ends in `retryAfter` ms (the latest the record can
+   * change), and it has been running for `running` ms.
+   */
+  | { kind: "in-progress"; retryAfter: number; running: number };
 
 /** Options of {@link IdempotencyStore}. */
 export interface IdempotencyStoreOptions {
@@ -115,7 +121,10 @@ export class IdempotencyStore {
     const [kind, ...rest] = Array.isArray(reply) ? reply : [];
     if (kind === 1) return { kind: "claimed", token, fence: Number(rest[0]) };
     if (kind === 2) return { kind: "reused" };
-    if (kind === 4) return { kind: "in-progress", retryAfter: Math.max(0, Number(rest[0])) };
+    if (kind === 4) {
+      const [pttl, running] = rest.map((value) => Math.max(0, Number(value ?? 0) || 0));
+      return { kind: "in-progress", retryAfter: pttl ?? 0, running: running ?? 0 };
+    }
     if (kind === 3) {
       const [status, headers, body, encoding, truncated, state] = rest.map((v) => String(v ?? ""));
       return {
@@ -144,7 +153,8 @@ export class IdempotencyStore {
 
   /**
    * Stores the outcome and keeps the record for `retention` ms; false if the lease was lost, in
-   * which case nothing is overwritten.
+   * which case nothing is overwritten. A body larger than {@link PART_BYTES} goes in parts, one
+   * request each, joined by the last.
    */
   async finish(
     record: string,
@@ -153,15 +163,23 @@ export class IdempotencyStore {
     retention: number,
     signal?: AbortSignal,
   ): Promise<boolean> {
+    // A large body goes in parts first, so no request is larger than a transport carries.
+    const parts = splitParts(outcome.body);
+    const last = parts.pop() ?? "";
+    for (const [index, part] of parts.entries()) {
+      const args = [token, String(index + 1), part];
+      if ((await this.#run(appendScript, record, args, signal)) !== 1) return false;
+    }
     const args = [
       token,
       outcome.failed ? "F" : "C",
       String(outcome.status),
       outcome.headers,
-      outcome.body,
+      last,
       outcome.encoding,
       outcome.truncated ? "1" : "0",
       String(retention),
+      String(parts.length),
     ];
     return (await this.#run(finishScript, record, args, signal)) === 1;
   }

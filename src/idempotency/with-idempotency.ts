@@ -16,7 +16,7 @@ import type {
 } from "./errors.js";
 import { IdempotencyFlow } from "./flow.js";
 import { checkIdempotencyKey } from "./key.js";
-import { IdempotentResults } from "./results.js";
+import { type CallOutcome, IdempotentResults } from "./results.js";
 
 /** Options of {@link withIdempotency}. */
 export interface IdempotencyOptions<A extends unknown[], R> {
@@ -60,6 +60,13 @@ export interface IdempotencyOptions<A extends unknown[], R> {
    */
   wait?: number;
   /**
+   * What a duplicate that finds the first request in progress is told (`retryAfter`, and the
+   * `Retry-After` header in whole seconds), in ms; never past the first request's lease.
+   * @default how long the first request likely has left: the runs this process saw take so
+   * long on average, less how long it has been running (with none seen yet, as long again)
+   */
+  retryAfter?: number;
+  /**
    * When `fn` throws: `"release"` frees the key so a retry runs again (the error is rethrown
    * unchanged); `"hold"` keeps it until the lease ends.
    * @default "release"
@@ -95,6 +102,25 @@ export interface IdempotencyOptions<A extends unknown[], R> {
   prefix?: string;
 }
 
+/**
+ * A function wrapped by {@link withIdempotency}: called, it resolves with the result (run or
+ * replayed); `detailed` resolves with the result, whether it was replayed, and the key.
+ */
+export interface IdempotentFunction<A extends unknown[], R> {
+  (...args: A): Promise<R>;
+  /**
+   * The same call, telling whether the result was replayed rather than run, for callers that
+   * answer differently then (an HTTP route's `Idempotent-Replayed: true`).
+   *
+   * @example
+   * ```ts
+   * const { result, replayed } = await placeOrder.detailed(order);
+   * return Response.json(result, { status: 201, headers: replayed ? { "Idempotent-Replayed": "true" } : {} });
+   * ```
+   */
+  detailed(...args: A): Promise<CallOutcome<R>>;
+}
+
 /** The default retention: 24 hours. */
 export const DEFAULT_RETENTION = 24 * 60 * 60 * 1000;
 /** The default in-progress lease: 30 seconds. */
@@ -122,7 +148,7 @@ export const DEFAULT_LEASE = 30_000;
 export function withIdempotency<A extends unknown[], R>(
   fn: (...args: A) => R | PromiseLike<R>,
   options: IdempotencyOptions<A, R>,
-): (...args: A) => Promise<Awaited<R>> {
+): IdempotentFunction<A, Awaited<R>> {
   checkFunction(fn, "fn");
   const settings = checkOptions(options);
   const scope = options.scope ?? fn.name;
@@ -137,6 +163,7 @@ export function withIdempotency<A extends unknown[], R>(
     prefix: options.prefix,
     retention: settings.retention,
     onStoreError: options.onStoreError,
+    retryAfter: settings.retryAfter,
   });
   const results = new IdempotentResults<Awaited<R>>(flow, {
     serialize: options.serialize ?? ((result) => JSON.stringify(result)),
@@ -145,9 +172,12 @@ export function withIdempotency<A extends unknown[], R>(
     onThrow: settings.onThrow,
   });
 
-  return async function idempotent(this: unknown, ...args: A): Promise<Awaited<R>> {
+  /** One call: its result, whether it was replayed, and its key (undefined without one). */
+  async function call(self: unknown, args: A): Promise<CallOutcome<Awaited<R>>> {
     const key = options.key(...args);
-    if (key === undefined || key === null) return await fn.apply(this, args);
+    if (key === undefined || key === null) {
+      return { result: await fn.apply(self, args), replayed: false, key: undefined };
+    }
     checkIdempotencyKey(key);
     const namespace = typeof scope === "function" ? scope(...args) : scope;
     const fingerprint = options.fingerprint
@@ -164,12 +194,17 @@ export function withIdempotency<A extends unknown[], R>(
       wait: settings.wait,
       onLeaseLost: options.onLeaseLost && (() => options.onLeaseLost?.(key)),
     };
-    const { result } = await results.run(
-      request,
-      async (): Promise<Awaited<R>> => await fn.apply(this, args),
-    );
-    return result;
+    return results.run(request, async (): Promise<Awaited<R>> => await fn.apply(self, args));
+  }
+
+  const idempotent = async function idempotent(this: unknown, ...args: A): Promise<Awaited<R>> {
+    return (await call(this, args)).result;
   };
+  return Object.assign(idempotent, {
+    detailed(this: unknown, ...args: A) {
+      return call(this, args);
+    },
+  });
 }
 
 function checkOptions<A extends unknown[], R>(options: IdempotencyOptions<A, R>) {
@@ -193,6 +228,10 @@ function checkOptions<A extends unknown[], R>(options: IdempotencyOptions<A, R>)
         ? DEFAULT_LEASE
         : checkDuration(options.lease ?? DEFAULT_LEASE, "lease", MIN_TTL),
     wait: checkDuration(options.wait ?? 0, "wait", 0),
+    retryAfter:
+      options.retryAfter === undefined
+        ? undefined
+        : checkDuration(options.retryAfter, "retryAfter", 0),
     onThrow: options.onThrow ?? "release",
   };
 }

@@ -70,6 +70,8 @@ export interface Setup {
   /** How results are stored and replayed, where the work's value is the result. */
   serialize?: (result: unknown) => string;
   deserialize?: (text: string) => unknown;
+  /** What a duplicate in progress is told, in ms. */
+  retryAfter?: number;
 }
 
 /** An idempotent operation as a front end serves it. */
@@ -82,6 +84,13 @@ export interface FrontEnd {
   http: boolean;
   /** True for the front ends that wrap a function, whose name scopes its records by default. */
   wraps: boolean;
+  /**
+   * True where the work's value may be an HTTP result (`{ statusCode, body }`) whose status the
+   * front end stores by its policy: the HTTP front ends answer with it.
+   */
+  httpResults: boolean;
+  /** True where the caller learns whether the value was replayed. */
+  reportsReplay: boolean;
   /**
    * What the invocation's deadline bounds: nothing; the Redis requests (the Lambda wrappers); or
    * the work too (middy times the handler out).
@@ -104,10 +113,20 @@ function scopeOf<T>(setup: Setup, scope: T): { scope?: T } {
   return setup.scope === "default" ? {} : { scope };
 }
 
+/** The HTTP response of a value: its own status and body if it is an HTTP result, else 200. */
+function responseOf(value: unknown): { statusCode: number; body: string } {
+  const { statusCode, body } = (value ?? {}) as { statusCode?: unknown; body?: unknown };
+  if (typeof statusCode === "number") return { statusCode, body: JSON.stringify(body ?? null) };
+  return { statusCode: 200, body: JSON.stringify(value ?? null) };
+}
+
 /** The outcome of a call that resolved with `value` or threw `error`, for non-HTTP front ends. */
-async function settled(call: () => Promise<unknown>): Promise<Outcome> {
+async function settled(
+  call: () => Promise<{ result: unknown; replayed?: boolean }>,
+): Promise<Outcome> {
   try {
-    return { kind: "ok", value: await call(), replayed: undefined };
+    const { result, replayed } = await call();
+    return { kind: "ok", value: result, replayed };
   } catch (error) {
     const status = (error as { statusCode?: unknown }).statusCode;
     if (typeof status !== "number") return { kind: "threw", detail: error };
@@ -133,6 +152,8 @@ const plainFunction: FrontEnd = {
   name: "withIdempotency",
   http: false,
   wraps: true,
+  httpResults: false,
+  reportsReplay: true,
   deadline: "none",
   build(setup) {
     const work = named(setup.name ?? "charge", async (call: Call) => setup.work(call.body));
@@ -148,8 +169,9 @@ const plainFunction: FrontEnd = {
       onStoreError: setup.onStoreError,
       serialize: setup.serialize,
       deserialize: setup.deserialize,
+      retryAfter: setup.retryAfter,
     });
-    return (call) => settled(() => charge(call));
+    return (call) => settled(() => charge.detailed(call));
   },
 };
 
@@ -157,6 +179,8 @@ const lambdaRecords: FrontEnd = {
   name: "lambdaWithIdempotency",
   http: false,
   wraps: true,
+  httpResults: true,
+  reportsReplay: false,
   deadline: "requests",
   build(setup) {
     const lease = setup.lease ?? DEFAULT_LEASE;
@@ -173,8 +197,10 @@ const lambdaRecords: FrontEnd = {
       onStoreError: setup.onStoreError,
       serialize: setup.serialize,
       deserialize: setup.deserialize,
+      retryAfter: setup.retryAfter,
     });
-    return (call) => settled(() => handler(call, lambdaContext(lease - SAFETY)));
+    return (call) =>
+      settled(async () => ({ result: await handler(call, lambdaContext(lease - SAFETY)) }));
   },
 };
 
@@ -230,6 +256,8 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
     name: `idempotencyMiddleware (middy, http-error-handler ${errorHandler})`,
     http: true,
     wraps: false,
+    httpResults: true,
+    reportsReplay: true,
     deadline: "work",
     build(setup) {
       const lease = setup.lease ?? DEFAULT_LEASE;
@@ -246,13 +274,13 @@ function middyHttp(errorHandler: "before" | "after"): FrontEnd {
         lease: { safety: SAFETY },
         onLeaseLost: setup.onLeaseLost,
         onStoreError: setup.onStoreError,
+        retryAfter: setup.retryAfter,
       });
       const errors = httpErrorHandler({ logger: false });
       const handler = middy(
         async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => ({
-          statusCode: 200,
+          ...responseOf(await setup.work(JSON.parse(event.body ?? "null"))),
           headers: { "content-type": "application/json" },
-          body: JSON.stringify(await setup.work(JSON.parse(event.body ?? "null"))),
         }),
       ).use(errorHandler === "before" ? [errors, idempotent] : [idempotent, errors]);
       return async (call) => {
@@ -272,6 +300,8 @@ const honoMiddleware: FrontEnd = {
   name: "idempotency (Hono)",
   http: true,
   wraps: false,
+  httpResults: true,
+  reportsReplay: true,
   deadline: "none",
   build(setup) {
     const app = new Hono();
@@ -287,8 +317,12 @@ const honoMiddleware: FrontEnd = {
         lease: setup.lease,
         onLeaseLost: () => setup.onLeaseLost?.(),
         onStoreError: setup.onStoreError,
+        retryAfter: setup.retryAfter,
       }),
-      async (c) => c.json((await setup.work(await c.req.json())) ?? null),
+      async (c) => {
+        const { statusCode, body } = responseOf(await setup.work(await c.req.json()));
+        return c.body(body, statusCode as 200, { "content-type": "application/json" });
+      },
     );
     return async (call) => {
       const headers = new Headers({ "content-type": "application/json" });

@@ -48,10 +48,10 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
           const call = { key: key(), body: { amount: 5 } };
           const first = await operation(call);
           expect(first).toMatchObject({ kind: "ok", value: { charged: { amount: 5 } } });
-          if (frontEnd.http) expect(first).toMatchObject({ replayed: false });
+          if (frontEnd.reportsReplay) expect(first).toMatchObject({ replayed: false });
           const retry = await operation(call);
           expect(retry).toMatchObject({ kind: "ok", value: { charged: { amount: 5 } } });
-          if (frontEnd.http) expect(retry).toMatchObject({ replayed: true });
+          if (frontEnd.reportsReplay) expect(retry).toMatchObject({ replayed: true });
           expect(runs.count).toBe(1);
           expect(await operation({ key: key(), body: { amount: 5 } })).toMatchObject({
             kind: "ok",
@@ -102,6 +102,69 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
           owner.release();
           expect(await first).toMatchObject({ kind: "ok", value: "done" });
           expect(await operation(call)).toMatchObject({ kind: "ok", value: "done" });
+          expect(runs.count).toBe(1);
+        });
+
+        it("tells a duplicate in progress when to retry from how long the work takes, not the lease", async () => {
+          // Nothing seen yet, and the first has just started: 1 s, not the 30 s lease.
+          const owner = blocker();
+          const fresh = build(() => owner.block());
+          const call = { key: key() };
+          const first = fresh.operation(call);
+          await owner.started;
+          const early = await fresh.operation(call);
+          expect(early).toMatchObject({ kind: "refused", status: 409, retryAfter: 1 });
+          owner.release();
+          await first;
+
+          // Runs take 1.1 s here: a duplicate 50 ms into one is told 2 s (1.05 s, rounded up).
+          const seen = build(() => delay(1_100));
+          await seen.operation({ key: key() });
+          const next = { key: key() };
+          const running = seen.operation(next);
+          await delay(50);
+          expect(await seen.operation(next)).toMatchObject({ kind: "refused", retryAfter: 2 });
+          await running;
+
+          // Or what the retryAfter option says.
+          const held = blocker();
+          const fixed = build(() => held.block(), { retryAfter: 7_000 });
+          const holding = fixed.operation(call);
+          await held.started;
+          expect(await fixed.operation(call)).toMatchObject({ kind: "refused", retryAfter: 7 });
+          held.release();
+          await holding;
+        });
+
+        it("does not store authentication failures (401, 403): a retry with credentials runs", async () => {
+          let status = 401;
+          const { operation, runs } = build(() => ({ statusCode: status, body: { status } }));
+          const call = { key: key() };
+          await operation(call);
+          status = 403;
+          await operation(call);
+          status = 201;
+          await operation(call);
+          const replay = await operation(call);
+          if (frontEnd.httpResults) {
+            expect(runs.count).toBe(3);
+            expect(replay).toMatchObject({ kind: "ok" });
+          } else {
+            // A plain function's value is no HTTP result: the first was stored as it is.
+            expect(runs.count).toBe(1);
+            expect(replay).toMatchObject({ kind: "ok", value: { statusCode: 401 } });
+          }
+        });
+
+        it("replays a result up to the stored-body cap (1 MiB), whatever the transport's request limit", async () => {
+          const large = "x".repeat(1_048_576 - 2); // 1 MiB once JSON-quoted
+          const { operation, runs } = build(() => large);
+          const call = { key: key() };
+          expect(await operation(call)).toMatchObject({ kind: "ok" });
+          const replay = await operation(call);
+          expect(replay).toMatchObject({ kind: "ok" });
+          expect(replay.kind === "ok" && replay.value === large).toBe(true);
+          if (frontEnd.reportsReplay) expect(replay).toMatchObject({ replayed: true });
           expect(runs.count).toBe(1);
         });
 

@@ -222,7 +222,8 @@ describe.each(transports)("idempotency middleware: %s", (_name, open) => {
     await owner.started;
     const duplicate = await send("k-409");
     expect(duplicate.status).toBe(409);
-    expect(duplicate.headers.get("Retry-After")).toBe("30");
+    // Not the 30 s lease: the first has just started, and no run was seen to take longer.
+    expect(duplicate.headers.get("Retry-After")).toBe("1");
     owner.release();
     expect(await (await first).text()).toBe("finished");
     const replay = await send("k-409");
