@@ -103,14 +103,27 @@ export interface FrontEnd {
 const SAFETY = 100;
 const DEFAULT_LEASE = 30_000;
 
-/** The work as a function called `name`, to be wrapped. */
-function named<F extends (...args: never[]) => unknown>(name: string, fn: F): F {
-  return Object.defineProperty(fn, "name", { value: name });
+/** The work as the function the function front ends wrap, named `setup.name`. */
+function workOf(setup: Setup): (call: Call) => Promise<unknown> {
+  const work = async (call: Call) => setup.work(call.body);
+  return Object.defineProperty(work, "name", { value: setup.name ?? "charge" });
 }
 
-/** The scope option of a caller-scoped front end, or none for the default scope. */
-function scopeOf<T>(setup: Setup, scope: T): { scope?: T } {
-  return setup.scope === "default" ? {} : { scope };
+/** The options the function front ends share, the lease aside. */
+function functionOptions(setup: Setup) {
+  return {
+    adapter: setup.adapter,
+    prefix: setup.prefix,
+    key: (call: Call) => call.key,
+    ...(setup.scope === "default" ? {} : { scope: (call: Call) => `charge:${call.caller ?? ""}` }),
+    fingerprint: setup.fingerprint ? (call: Call) => call.body : (false as const),
+    wait: setup.wait,
+    onLeaseLost: setup.onLeaseLost,
+    onStoreError: setup.onStoreError,
+    serialize: setup.serialize,
+    deserialize: setup.deserialize,
+    retryAfter: setup.retryAfter,
+  };
 }
 
 /** The HTTP response of a value: its own status and body if it is an HTTP result, else 200. */
@@ -156,20 +169,9 @@ const plainFunction: FrontEnd = {
   reportsReplay: true,
   deadline: "none",
   build(setup) {
-    const work = named(setup.name ?? "charge", async (call: Call) => setup.work(call.body));
-    const charge = withIdempotency(work, {
-      adapter: setup.adapter,
-      prefix: setup.prefix,
-      key: (call) => call.key,
-      ...scopeOf(setup, (call: Call) => `charge:${call.caller ?? ""}`),
-      fingerprint: setup.fingerprint ? (call) => call.body : false,
-      wait: setup.wait,
+    const charge = withIdempotency(workOf(setup), {
+      ...functionOptions(setup),
       lease: setup.lease,
-      onLeaseLost: setup.onLeaseLost,
-      onStoreError: setup.onStoreError,
-      serialize: setup.serialize,
-      deserialize: setup.deserialize,
-      retryAfter: setup.retryAfter,
     });
     return (call) => settled(() => charge.detailed(call));
   },
@@ -184,20 +186,9 @@ const lambdaRecords: FrontEnd = {
   deadline: "requests",
   build(setup) {
     const lease = setup.lease ?? DEFAULT_LEASE;
-    const work = named(setup.name ?? "charge", async (call: Call) => setup.work(call.body));
-    const handler = lambdaWithIdempotency(work, {
-      adapter: setup.adapter,
-      prefix: setup.prefix,
-      key: (call) => call.key,
-      ...scopeOf(setup, (call: Call) => `charge:${call.caller ?? ""}`),
-      fingerprint: setup.fingerprint ? (call) => call.body : false,
-      wait: setup.wait,
+    const handler = lambdaWithIdempotency(workOf(setup), {
+      ...functionOptions(setup),
       lease: { safety: SAFETY },
-      onLeaseLost: setup.onLeaseLost,
-      onStoreError: setup.onStoreError,
-      serialize: setup.serialize,
-      deserialize: setup.deserialize,
-      retryAfter: setup.retryAfter,
     });
     return (call) =>
       settled(async () => ({ result: await handler(call, lambdaContext(lease - SAFETY)) }));

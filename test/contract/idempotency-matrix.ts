@@ -5,9 +5,10 @@
  * error, a response), which the drivers in idempotency-front-ends.ts translate.
  */
 
-import { InvalidArgumentError, type LockAdapter } from "edgelock";
+import { InvalidArgumentError } from "edgelock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blocker, delay } from "../support/async.js";
+import { failingScript } from "../support/script-faults.js";
 import { type Call, FRONT_ENDS, type Setup } from "./idempotency-front-ends.js";
 import type { ContractTarget } from "./lock-contract.js";
 
@@ -232,14 +233,7 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
         }
 
         it("gives the work's result when storing it fails, and reports the failure", async () => {
-          const real = target.adapter;
-          const storeDown: LockAdapter = {
-            name: "store down after the work",
-            evalScript: (script, keys, args) =>
-              script.name === "idempotency-finish"
-                ? Promise.reject(new Error("connection reset"))
-                : real.evalScript(script, keys, args),
-          };
+          const storeDown = failingScript(target.adapter, "idempotency-finish", "connection reset");
           const storeErrors: unknown[] = [];
           const { operation, runs } = build(() => ({ charged: 5 }), {
             adapter: storeDown,
@@ -378,13 +372,7 @@ export function describeIdempotencyMatrix(name: string, open: () => Promise<Cont
 
         it("frees the key of a run that stopped renewing once its lease ends; the stale run stores nothing", async () => {
           const real = target.adapter;
-          const crashed: LockAdapter = {
-            name: "crashed",
-            evalScript: (script, keys, args) =>
-              script.name === "idempotency-renew"
-                ? Promise.reject(new Error("crashed"))
-                : real.evalScript(script, keys, args),
-          };
+          const crashed = failingScript(real, "idempotency-renew", "crashed"); // nobody renews
           const hang = blocker();
           const lost: string[] = [];
           let run = 0;

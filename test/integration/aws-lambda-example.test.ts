@@ -22,6 +22,7 @@ import { DEFAULT_LEASE_SAFETY } from "edgelock/lambda";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { beginScript } from "../../src/idempotency/scripts/begin.js";
+import { lambdaContext } from "../support/lambda-context.js";
 import { type RedisProcess, startRedisServer } from "../support/redis-server.js";
 
 type Example = typeof import("../../examples/aws-lambda/handler.js");
@@ -37,32 +38,6 @@ const FUNCTION = {
   orders: "bank-create-order",
   receipts: "bank-send-receipts",
 };
-
-/** A context for one invocation of `functionName` with a `timeout` ms limit, starting now. */
-function lambdaContext(functionName: string, timeout: number): Context {
-  const deadline = Date.now() + timeout; // the runtime's Lambda-Runtime-Deadline-Ms
-  const requestId = randomUUID();
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:eu-west-1:123456789012:function:${functionName}`,
-    memoryLimitInMB: "256",
-    awsRequestId: requestId,
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `2025/03/12/[$LATEST]${requestId.replaceAll("-", "")}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {
-      throw new Error("legacy context.done() called");
-    },
-    fail: () => {
-      throw new Error("legacy context.fail() called");
-    },
-    succeed: () => {
-      throw new Error("legacy context.succeed() called");
-    },
-  };
-}
 
 /** The context of the invocation in progress, for the lease checks below. */
 const invocation = new AsyncLocalStorage<Context>();
@@ -259,7 +234,7 @@ describe("withdraw (API Gateway HTTP API)", () => {
     invoke(
       example.withdraw,
       withdrawalEvent(accountId, body, options),
-      lambdaContext(FUNCTION.withdraw, 6_000),
+      lambdaContext(6_000, FUNCTION.withdraw),
     );
   const parse = (result: APIGatewayProxyStructuredResultV2) => JSON.parse(result.body ?? "null");
   const locker = () => createLocker({ adapter: ioredisAdapter(redis), prefix: "bank" });
@@ -336,7 +311,7 @@ describe("withdraw (API Gateway HTTP API)", () => {
     const result = await invoke(
       example.withdraw,
       withdrawalEvent("11", '{"amount":1}'),
-      lambdaContext(FUNCTION.withdraw, 2_500),
+      lambdaContext(2_500, FUNCTION.withdraw),
     );
     expect(result.statusCode).toBe(200);
     const [acquire] = leases.slice(sent);
@@ -353,7 +328,7 @@ describe("createOrder (API Gateway HTTP API, JWT authorizer)", () => {
     invoke(
       example.createOrder,
       orderEvent(customer, body, keys),
-      lambdaContext(FUNCTION.orders, 6_000),
+      lambdaContext(6_000, FUNCTION.orders),
     );
   const placed = async (customer: string) => redis.llen(`orders:${customer}`);
   const book = '{"item":"book","quantity":1}';
@@ -399,7 +374,7 @@ describe("sendReceipts (SQS)", () => {
       (entry) => JSON.parse(entry) as { receiptId: string; orderId: string },
     );
   const deliver = (...records: SQSRecord[]) =>
-    invoke(example.sendReceipts, sqsEvent(...records), lambdaContext(FUNCTION.receipts, 30_000));
+    invoke(example.sendReceipts, sqsEvent(...records), lambdaContext(30_000, FUNCTION.receipts));
 
   it("sends one receipt per message, and replays a duplicate delivery", async () => {
     const firstReceived = Date.now();
@@ -448,7 +423,7 @@ describe("sendReceipts (SQS)", () => {
     await invoke(
       example.sendReceipts,
       sqsEvent(sqsRecord(randomUUID(), paidOrder("o-300"), { receiveCount: 1, firstReceived: 1 })),
-      lambdaContext(FUNCTION.receipts, 4_000),
+      lambdaContext(4_000, FUNCTION.receipts),
     );
     const [begin] = leases.slice(sent);
     expect(begin?.script).toBe("idempotency-begin");
@@ -475,7 +450,7 @@ describe("with Redis down", () => {
     await server.stop();
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
     try {
-      const withdrawing = lambdaContext(FUNCTION.withdraw, 1_000);
+      const withdrawing = lambdaContext(1_000, FUNCTION.withdraw);
       const refused = await invoke(
         example.withdraw,
         withdrawalEvent("42", '{"amount":1}'),
@@ -484,13 +459,13 @@ describe("with Redis down", () => {
       expect(refused).toMatchObject({ statusCode: 503, headers: { "Retry-After": "1" } });
       expect(withdrawing.getRemainingTimeInMillis()).toBeGreaterThan(100);
 
-      const ordering = lambdaContext(FUNCTION.orders, 1_000);
+      const ordering = lambdaContext(1_000, FUNCTION.orders);
       const event = orderEvent("ada", '{"item":"book"}', [randomUUID()]);
       const unordered = await invoke(example.createOrder, event, ordering);
       expect(unordered).toMatchObject({ statusCode: 503, headers: { "Retry-After": "1" } });
       expect(ordering.getRemainingTimeInMillis()).toBeGreaterThan(100);
 
-      const receiving = lambdaContext(FUNCTION.receipts, 1_000);
+      const receiving = lambdaContext(1_000, FUNCTION.receipts);
       const ids = [randomUUID(), randomUUID()];
       const failed = await invoke(
         example.sendReceipts,

@@ -26,8 +26,15 @@ export function lambdaContext(timeout: number, functionName = "orders"): Context
     logGroupName: `/aws/lambda/${functionName}`,
     logStreamName: `2025/01/01/[$LATEST]${requestId.replaceAll("-", "")}`,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
+    // The callback-era methods: nothing edgelock does may call them.
+    done: () => {
+      throw new Error("legacy context.done() called");
+    },
+    fail: () => {
+      throw new Error("legacy context.fail() called");
+    },
+    succeed: () => {
+      throw new Error("legacy context.succeed() called");
+    },
   };
 }

@@ -25,26 +25,8 @@ import {
 } from "edgelock/lambda";
 import { memoryAdapter } from "edgelock/memory";
 import { describe, expect, it, vi } from "vitest";
+import { lambdaContext } from "../support/lambda-context.js";
 import { activeTimers, delay, gate, type Recording, record, rejection } from "./helpers.js";
-
-/** A Lambda context as the Node.js runtime builds it, with `timeout` ms left at creation. */
-function lambdaContext(timeout: number, functionName = "orders"): Context {
-  const deadline = Date.now() + timeout;
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:eu-west-1:123456789012:function:${functionName}`,
-    memoryLimitInMB: "256",
-    awsRequestId: crypto.randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: "2025/01/01/[$LATEST]0123456789abcdef0123456789abcdef",
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}
 
 /** A context frozen at `remaining` ms, for exact arithmetic. */
 const frozen = (remaining: number) => ({ getRemainingTimeInMillis: () => remaining });
