@@ -62,6 +62,8 @@ export interface LambdaLockOptions<E, C extends LambdaContext, R> {
  * awaited, before the returned promise settles.
  *
  * - Contention: `onContention`'s result, or a thrown {@link LockTimeoutError}.
+ * - Redis out of reach, or silent past the invocation's time less `margin`: `onUnavailable`'s
+ *   result, or a thrown {@link LockUnavailableError} (503), before Lambda's own deadline.
  * - The handler's error is rethrown unchanged; a failed release never replaces it.
  * - If the lease was lost while the handler ran (with `lease.max` below the remaining time, or
  *   when the release finds another holder's token: Redis restarted without persistence or
