@@ -7,6 +7,7 @@
 
 import type { LockScript, ScriptEmulation } from "./adapter.js";
 import { abandonScript, emulateAbandon } from "./idempotency/scripts/abandon.js";
+import { appendScript, emulateAppend } from "./idempotency/scripts/append.js";
 import { beginScript, emulateBegin } from "./idempotency/scripts/begin.js";
 import { emulateFinish, finishScript } from "./idempotency/scripts/finish.js";
 import { emulateRenew, renewScript } from "./idempotency/scripts/renew.js";
@@ -23,6 +24,7 @@ const EMULATIONS = new Map<string, ScriptEmulation>([
   [beginScript.sha1, emulateBegin],
   [renewScript.sha1, emulateRenew],
   [finishScript.sha1, emulateFinish],
+  [appendScript.sha1, emulateAppend],
   [abandonScript.sha1, emulateAbandon],
 ]);
 

@@ -21,7 +21,8 @@ export type LockErrorCode =
   | "INVALID_CONFIG"
   | "NOT_OPENED"
   | "IDEMPOTENCY_KEY_REUSED"
-  | "IDEMPOTENCY_IN_PROGRESS";
+  | "IDEMPOTENCY_IN_PROGRESS"
+  | "IDEMPOTENCY_OUTCOME_UNKNOWN";
 
 /** What every {@link LockError} may carry besides its message. */
 export interface LockErrorDetails {
@@ -106,6 +107,16 @@ export class LockTimeoutError extends LockError {
 export class LockUnavailableError extends LockError {
   /** The operation that failed: `"acquire"`, `"release"`, `"extend"` or `"inspect"`. */
   readonly operation: string;
+  /**
+   * 503 Service Unavailable, for HTTP error handlers (middy's http-error-handler, Express). The
+   * message, which handlers that honour `expose` show, names the transport's failure (never a
+   * token or password).
+   */
+  readonly statusCode = 503;
+  readonly status = 503;
+  readonly expose = true;
+  /** `Retry-After: 1`: nothing ran, so the same request can be sent again. */
+  readonly headers: Readonly<Record<string, string>> = { "Retry-After": "1" };
 
   /**
    * @param secret a token to keep out of the message: transports may quote the failed command.

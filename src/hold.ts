@@ -35,7 +35,18 @@ export function hold<T>(
   fn: (lease: Lease) => T | PromiseLike<T>,
   options: HoldOptions,
 ): Promise<Awaited<T>> {
-  return holding(lease, () => fn(lease), options.onReleaseError, keepAlive(lease, options));
+  const stop = keepAlive(lease, options);
+  return holding(lease, () => fn(lease), { onReleaseError: options.onReleaseError, stop });
+}
+
+/** How {@link holding} ends a hold, besides releasing the lease. */
+export interface HoldingOptions {
+  /** Told about a release that failed; never thrown (the lease expires on its own). */
+  onReleaseError?: ((error: unknown) => void) | undefined;
+  /** Called once `fn` settles, before the release (to stop auto-extension). */
+  stop?: (() => void) | undefined;
+  /** Bounds the release: when it aborts, the release is given up (see {@link settleLease}). */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -51,19 +62,18 @@ export function hold<T>(
 export async function holding<T>(
   lease: Lease,
   fn: () => T | PromiseLike<T>,
-  onReleaseError?: (error: unknown) => void,
-  stop: () => void = () => {},
+  options: HoldingOptions = {},
 ): Promise<Awaited<T>> {
   let result: Awaited<T>;
   try {
     result = await fn();
   } catch (error) {
-    stop();
-    await settleLease(lease, onReleaseError);
+    options.stop?.();
+    await settleLease(lease, options);
     throw error;
   }
-  stop();
-  const lost = await settleLease(lease, onReleaseError);
+  options.stop?.();
+  const lost = await settleLease(lease, options);
   if (lost !== undefined) throw lost;
   return result;
 }
@@ -71,9 +81,9 @@ export async function holding<T>(
 /**
  * Releases a lease at the end of a hold and tells whether it was kept to the end: resolves with
  * the {@link LockLostError} if the lease was lost before or at its release (so the work done
- * under it was not exclusive), undefined otherwise. A release that cannot reach Redis goes to
- * `onReleaseError` and counts as kept (nothing is known; the lease expires on its own). Never
- * rejects. Stop auto-extension first.
+ * under it was not exclusive), undefined otherwise. A release that cannot reach Redis, or that
+ * `signal` cuts short, goes to `onReleaseError` and counts as kept (nothing is known; the lease
+ * expires on its own). Never rejects. Stop auto-extension first.
  *
  * @example
  * ```ts
@@ -86,9 +96,10 @@ export async function holding<T>(
  */
 export async function settleLease(
   lease: Lease,
-  onReleaseError?: (error: unknown) => void,
+  options: Pick<HoldingOptions, "onReleaseError" | "signal"> = {},
 ): Promise<unknown> {
-  await lease.release().catch((error: unknown) => {
+  const { onReleaseError, signal } = options;
+  await lease.release(signal ? { signal } : {}).catch((error: unknown) => {
     try {
       onReleaseError?.(error);
     } catch {

@@ -34,10 +34,35 @@ export {
   LockUnavailableError,
 } from "./errors.js";
 export { FENCE_RETENTION, MIN_FENCE_RETENTION } from "./fence-retention.js";
-export { type HoldOptions, holding, settleLease } from "./hold.js";
+export { type HoldingOptions, type HoldOptions, holding, settleLease } from "./hold.js";
+export { Claim, type ClaimSettings } from "./idempotency/claim.js";
 export { canonicalJson, sha256Hex } from "./idempotency/digest.js";
-export { IdempotencyConflictError, IdempotencyKeyReusedError } from "./idempotency/errors.js";
-export { heartbeat } from "./idempotency/heartbeat.js";
+export {
+  IdempotencyConflictError,
+  IdempotencyKeyInvalidError,
+  IdempotencyKeyReusedError,
+  IdempotencyOutcomeUnknownError,
+} from "./idempotency/errors.js";
+export {
+  type Begun,
+  type ClaimRequest,
+  IdempotencyFlow,
+  type IdempotencyFlowOptions,
+} from "./idempotency/flow.js";
+export {
+  checkIdempotencyKey,
+  isRepeatedField,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  parseIdempotencyKey,
+} from "./idempotency/key.js";
+export { type StoreResponsesPolicy, storesStatus } from "./idempotency/policy.js";
+export {
+  type BegunCall,
+  type CallOutcome,
+  IdempotentResults,
+  type OnThrow,
+  type ResultPolicy,
+} from "./idempotency/results.js";
 export {
   type BeginOutcome,
   IdempotencyStore,
@@ -45,11 +70,10 @@ export {
   type StoredOutcome,
 } from "./idempotency/store.js";
 export {
-  checkIdempotencyKey,
   DEFAULT_LEASE,
   DEFAULT_RETENTION,
   type IdempotencyOptions,
-  MAX_IDEMPOTENCY_KEY_LENGTH,
+  type IdempotentFunction,
   withIdempotency,
 } from "./idempotency/with-idempotency.js";
 export { type KeepAliveOptions, keepAlive } from "./keep-alive.js";

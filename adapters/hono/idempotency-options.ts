@@ -14,21 +14,14 @@ import {
   type LockAdapter,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MIN_TTL,
+  type StoreResponsesPolicy,
   describeValue as show,
+  storesStatus,
 } from "edgelock";
 import type { Context, Env } from "hono";
 import type { IdempotencyProblem } from "./idempotency-problem.js";
 import { DEFAULT_REPLAY_HEADERS, NEVER_REPLAYED } from "./idempotency-response.js";
 import { problemResponse } from "./respond.js";
-
-/** Which responses are stored for replay (the others free the key, so a retry runs again). */
-export type StoreResponsesPolicy =
-  /** 2xx, 3xx and 4xx except the transient 408, 409, 425 and 429. */
-  | "non-5xx"
-  /** 2xx and 3xx. */
-  | "success"
-  /** Every status, 5xx included (Stripe, and the IETF draft). */
-  | "all";
 
 /** What happens to the key when the handler throws. */
 export type OnThrowPolicy =
@@ -123,6 +116,13 @@ export interface IdempotencyMiddlewareOptions<E extends Env = Env> {
    */
   wait?: number;
   /**
+   * What a duplicate that finds the first request in progress is told (`retryAfter`, and the
+   * `Retry-After` header in whole seconds), in ms; never past the first request's lease.
+   * @default how long the first request likely has left: the runs this process saw take so
+   * long on average, less how long it has been running (with none seen yet, as long again)
+   */
+  retryAfter?: number;
+  /**
    * Which responses are stored for replay. The others free the key.
    * @default "non-5xx"
    */
@@ -136,7 +136,8 @@ export interface IdempotencyMiddlewareOptions<E extends Env = Env> {
   /**
    * The largest response body stored, in bytes. A larger one (streamed through to the client
    * untouched) is recorded as not replayable: duplicates get 409 `idempotency_outcome_unknown`.
-   * Mind the REST transport's request size limit.
+   * A large body is stored in parts of at most 512 KiB (one request each), so a REST endpoint's
+   * request size limit (1 MiB for edgelock's gateway) does not cap it.
    * @default 1_048_576 (1 MiB)
    */
   maxStoredBodyBytes?: number;
@@ -178,12 +179,16 @@ export interface IdempotencyMiddlewareOptions<E extends Env = Env> {
    * this run's response went to its client but was not stored.
    */
   onLeaseLost?: (c: Context<E>, info: { key: string }) => void;
+  /**
+   * Told when a response could not be stored or a key not freed (the store unreachable, a body
+   * too large for the transport). Never changes the response: the key is marked "ran, not
+   * replayable" where it can be, and otherwise frees itself when its lease ends.
+   */
+  onStoreError?: (error: unknown) => void;
 }
 
 /** The default cap on fingerprinted request bodies and stored response bodies: 1 MiB. */
 const DEFAULT_MAX_BYTES = 1_048_576;
-/** Statuses that report a transient condition: never stored under `"non-5xx"`. */
-const TRANSIENT = new Set([408, 409, 425, 429]);
 
 /** Checks the options once, at construction, and resolves the defaults. */
 export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOptions<E>) {
@@ -198,6 +203,7 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
     "onExecute",
     "onReplay",
     "onLeaseLost",
+    "onStoreError",
   ] as const) {
     if (options[hook] !== undefined) checkFunction(options[hook], hook);
   }
@@ -244,7 +250,11 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
     retention: checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL),
     lease: checkDuration(options.lease ?? DEFAULT_LEASE, "lease", MIN_TTL),
     wait: checkDuration(options.wait ?? 0, "wait", 0),
-    stores: storePolicy(storeResponses ?? "non-5xx"),
+    retryAfter:
+      options.retryAfter === undefined
+        ? undefined
+        : checkDuration(options.retryAfter, "retryAfter", 0),
+    stores: storesStatus(storeResponses ?? "non-5xx"),
     onThrow: onThrow ?? "release",
     replayHeaders: new Set([...DEFAULT_REPLAY_HEADERS, ...replayHeaders]),
     bypassed: (contentType: string | null) =>
@@ -255,13 +265,6 @@ export function checkOptions<E extends Env>(options: IdempotencyMiddlewareOption
 }
 
 const BYPASSED = ["text/event-stream", "application/x-ndjson"];
-
-/** Whether a response with a status is stored under a policy. */
-function storePolicy(policy: StoreResponsesPolicy): (status: number) => boolean {
-  if (policy === "all") return () => true;
-  if (policy === "success") return (status) => status >= 200 && status < 400;
-  return (status) => status < 500 && !TRANSIENT.has(status);
-}
 
 function oneOf<T extends string>(
   value: unknown,

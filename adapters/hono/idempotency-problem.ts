@@ -5,11 +5,16 @@
  * @module
  */
 
+import type { IdempotencyConflictError } from "edgelock";
+
 /** The `code` of each refusal of the Idempotency-Key middleware. */
 export type IdempotencyProblemCode =
   /** 400: the route requires a key and there is none. */
   | "idempotency_key_missing"
-  /** 400: the key is not 1 to 255 printable ASCII characters (or fails `validate`). */
+  /**
+   * 400: the key is not 1 to 255 printable ASCII characters (or fails `validate`), or the
+   * request carries several `Idempotency-Key` headers.
+   */
   | "idempotency_key_invalid"
   /** 413: the body is too large to fingerprint. */
   | "idempotency_body_too_large"
@@ -58,4 +63,39 @@ export function idempotencyProblem(
     detail,
     ...(retryAfter === undefined ? {} : { retryAfter }),
   };
+}
+
+/**
+ * The refusal for an error of the idempotency flow (a key reused, a duplicate in progress, an
+ * outcome that cannot be replayed, a store out of reach); undefined for any other error.
+ */
+export function problemOf(error: unknown, header: string): IdempotencyProblem | undefined {
+  switch ((error as { code?: unknown } | null)?.code) {
+    case "IDEMPOTENCY_KEY_REUSED":
+      return idempotencyProblem(
+        422,
+        "idempotency_key_reused",
+        `This ${header} was used for a different request: use a new key.`,
+      );
+    case "IDEMPOTENCY_IN_PROGRESS": {
+      const seconds = Math.max(1, Math.ceil((error as IdempotencyConflictError).retryAfter / 1000));
+      const detail = `A request with this ${header} is in progress; retry with the same key in ${seconds} s.`;
+      return idempotencyProblem(409, "idempotency_request_in_progress", detail, seconds);
+    }
+    case "IDEMPOTENCY_OUTCOME_UNKNOWN":
+      return idempotencyProblem(
+        409,
+        "idempotency_outcome_unknown",
+        `The request with this ${header} was processed, but its response cannot be replayed.`,
+      );
+    case "LOCK_UNAVAILABLE":
+      return idempotencyProblem(
+        503,
+        "idempotency_store_unavailable",
+        "The idempotency store is unreachable; nothing was processed.",
+        1,
+      );
+    default:
+      return undefined;
+  }
 }

@@ -1,54 +1,12 @@
 /**
- * The request side of the Idempotency-Key middleware: parsing the key (a Structured Field String
- * or a bare token) and fingerprinting the request (method, path, sorted query, content type,
- * chosen headers and the raw body bytes, hashed with Web Crypto).
+ * The request side of the Idempotency-Key middleware: fingerprinting the request (method, path,
+ * sorted query, content type, chosen headers and the raw body bytes, hashed with Web Crypto).
  *
  * @module
  */
 
-import { MAX_IDEMPOTENCY_KEY_LENGTH, sha256Hex } from "edgelock";
+import { sha256Hex } from "edgelock";
 import type { Context } from "hono";
-
-/**
- * The key in an `Idempotency-Key` header value: an RFC 8941 String (`"abc"`, with `\"` and `\\`
- * escapes) or, leniently, a bare value (`abc`). Undefined if it is not 1 to 255 printable ASCII
- * characters, or a quoted string is malformed.
- *
- * @example
- * ```ts
- * parseIdempotencyKey('"8e03978e-40d5"'); // "8e03978e-40d5"
- * parseIdempotencyKey("8e03978e-40d5"); // "8e03978e-40d5"
- * parseIdempotencyKey('"unterminated'); // undefined
- * ```
- */
-export function parseIdempotencyKey(value: string): string | undefined {
-  const text = value.trim();
-  const key = text.startsWith('"') ? parseSfString(text) : text;
-  if (key === undefined || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
-    return undefined;
-  }
-  return /^[\x20-\x7e]+$/.test(key) ? key : undefined;
-}
-
-/** An sf-string (RFC 8941 §4.2.5) that must span all of `text`; undefined if malformed. */
-function parseSfString(text: string): string | undefined {
-  let out = "";
-  for (let i = 1; i < text.length; i++) {
-    const char = text[i] as string;
-    if (char === "\\") {
-      const escaped = text[++i];
-      if (escaped !== '"' && escaped !== "\\") return undefined;
-      out += escaped;
-    } else if (char === '"') {
-      return i === text.length - 1 ? out : undefined; // nothing (no parameters) may follow
-    } else if (char < " " || char > "~") {
-      return undefined;
-    } else {
-      out += char;
-    }
-  }
-  return undefined; // unterminated
-}
 
 /**
  * The default fingerprint: SHA-256 (hex) of the method, path, sorted query, content type, the

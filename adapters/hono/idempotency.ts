@@ -11,20 +11,21 @@
  */
 
 import {
-  type BeginOutcome,
+  type Begun,
   canonicalJson,
-  heartbeat,
-  IdempotencyStore,
+  IdempotencyFlow,
+  isRepeatedField,
   type LockError,
   MAX_IDEMPOTENCY_KEY_LENGTH,
+  parseIdempotencyKey,
   type StoredOutcome,
   sha256Hex,
 } from "edgelock";
 import type { Context, Env, MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode, StatusCode } from "hono/utils/http-status";
 import { checkOptions, type IdempotencyMiddlewareOptions } from "./idempotency-options.js";
-import { type IdempotencyProblem, idempotencyProblem } from "./idempotency-problem.js";
-import { parseIdempotencyKey, requestFingerprint } from "./idempotency-request.js";
+import { type IdempotencyProblem, idempotencyProblem, problemOf } from "./idempotency-problem.js";
+import { requestFingerprint } from "./idempotency-request.js";
 import {
   captureBody,
   outcomeOf,
@@ -34,11 +35,8 @@ import {
 } from "./idempotency-response.js";
 import { handedToRuntime } from "./respond.js";
 
-export type {
-  IdempotencyMiddlewareOptions,
-  OnThrowPolicy,
-  StoreResponsesPolicy,
-} from "./idempotency-options.js";
+export type { StoreResponsesPolicy } from "edgelock";
+export type { IdempotencyMiddlewareOptions, OnThrowPolicy } from "./idempotency-options.js";
 
 /** What the middleware tells the handler (and later middleware): `c.var.idempotency`. */
 export interface IdempotencyInfo {
@@ -119,8 +117,14 @@ export const idempotency = <E extends Env = Env>(
   options: IdempotencyMiddlewareOptions<E>,
 ): MiddlewareHandler<E & IdempotencyEnv> => {
   const settings = checkOptions(options);
-  const store = new IdempotencyStore(options.adapter, { prefix: options.prefix });
   const { lease, retention } = settings;
+  const flow = new IdempotencyFlow({
+    adapter: options.adapter,
+    prefix: options.prefix,
+    retention,
+    onStoreError: options.onStoreError,
+    retryAfter: settings.retryAfter,
+  });
   if (!options.getScope && !options.allowGlobalKeys) {
     console.warn(
       "edgelock idempotency(): no getScope, so users share keys; pass getScope or allowGlobalKeys",
@@ -147,6 +151,10 @@ export const idempotency = <E extends Env = Env>(
       c.set("idempotency", { key: undefined, replayed: false, fence: undefined });
       return next();
     }
+    if (isRepeatedField(header)) {
+      const detail = `This request carries several ${settings.header} headers: send one.`;
+      return refuse(idempotencyProblem(400, "idempotency_key_invalid", detail));
+    }
     const key = parseIdempotencyKey(header);
     if (key === undefined || key.length < settings.minLength || !settings.validate(key)) {
       const detail =
@@ -161,80 +169,54 @@ export const idempotency = <E extends Env = Env>(
       const detail = `The body is over ${settings.maxBodyBytes} bytes, too large to fingerprint.`;
       return refuse(idempotencyProblem(413, "idempotency_body_too_large", detail));
     }
-    const record = await store.recordKey([scope ?? "", c.req.method, c.req.path, key]);
-
-    let begun: BeginOutcome;
+    const parts = [scope ?? "", c.req.method, c.req.path, key];
+    const leaseLost = () => options.onLeaseLost?.(context, { key });
+    let begun: Begun;
     try {
-      begun = await store.beginWaiting(record, fingerprint, lease, settings.wait, c.req.raw.signal);
+      begun = await flow.begin({
+        parts,
+        key,
+        fingerprint,
+        lease: () => lease,
+        renew: true,
+        wait: settings.wait,
+        signal: c.req.raw.signal,
+        onLeaseLost: leaseLost,
+      });
     } catch (error) {
-      if ((error as Partial<LockError>).code !== "LOCK_UNAVAILABLE") throw error;
-      if (settings.failOpen) {
+      const code = (error as Partial<LockError>).code;
+      if (code === "LOCK_UNAVAILABLE" && settings.failOpen) {
         c.set("idempotency", { key, replayed: false, fence: undefined });
         return next();
       }
-      const detail = "The idempotency store is unreachable; nothing was processed.";
-      return refuse(idempotencyProblem(503, "idempotency_store_unavailable", detail, 1));
+      const problem = problemOf(error, settings.header);
+      if (problem === undefined) throw error;
+      return refuse(problem);
     }
 
-    switch (begun.kind) {
-      case "reused": {
-        const detail = `This ${settings.header} was used for a different request: use a new key.`;
-        return refuse(idempotencyProblem(422, "idempotency_key_reused", detail));
-      }
-      case "in-progress": {
-        const seconds = Math.max(1, Math.ceil(begun.retryAfter / 1000));
-        const detail = `A request with this ${settings.header} is in progress; retry with the same key in ${seconds} s.`;
-        return refuse(idempotencyProblem(409, "idempotency_request_in_progress", detail, seconds));
-      }
-      case "replay": {
-        const { outcome } = begun;
-        if (outcome.truncated) {
-          const detail = `The request with this ${settings.header} was processed, but its response cannot be replayed.`;
-          return refuse(idempotencyProblem(409, "idempotency_outcome_unknown", detail));
-        }
-        c.set("idempotency", { key, replayed: true, fence: undefined });
-        options.onReplay?.(context, { key, status: outcome.status });
-        const { status, headers, body } = replayParts(outcome);
-        const replayed: Record<string, string[]> = {};
-        for (const [name, value] of headers) replayed[name] = [...(replayed[name] ?? []), value];
-        replayed[settings.replayedHeader] = ["true"];
-        replayed[settings.header] = [header];
-        return body === null
-          ? c.body(null, status as StatusCode, replayed)
-          : c.body(body, status as ContentfulStatusCode, replayed);
-      }
+    if (begun.kind === "replay") {
+      const { outcome } = begun;
+      c.set("idempotency", { key, replayed: true, fence: undefined });
+      options.onReplay?.(context, { key, status: outcome.status });
+      const { status, headers, body } = replayParts(outcome);
+      const replayed: Record<string, string[]> = {};
+      for (const [name, value] of headers) replayed[name] = [...(replayed[name] ?? []), value];
+      replayed[settings.replayedHeader] = ["true"];
+      replayed[settings.header] = [header];
+      return body === null
+        ? c.body(null, status as StatusCode, replayed)
+        : c.body(body, status as ContentfulStatusCode, replayed);
     }
 
-    // Claimed: run the handler under a renewed lease, then store or free the outcome.
-    const { token, fence } = begun;
+    // Claimed: run the handler under a renewed lease, then store or free the outcome. If the
+    // outcome cannot be stored (a body too large for the transport, say), the claim stores
+    // "ran, not replayable" instead, so a retry is not run again.
+    const { claim } = begun;
+    const { fence } = claim;
     c.set("idempotency", { key, replayed: false, fence });
-    let lostTold = false;
-    const leaseLost = () => {
-      if (lostTold) return;
-      lostTold = true;
-      try {
-        options.onLeaseLost?.(context, { key });
-      } catch {
-        // a hook's failure must not break the response
-      }
-    };
-    const stop = heartbeat(() => store.renew(record, token, lease), lease, leaseLost);
-    const release = () => store.abandon(record, token).then(noop, noop); // else: lapses by itself
-    // The heartbeat is stopped before a record is finished or released, so a renewal racing it
-    // cannot be mistaken for a lost lease. If the outcome cannot be stored (a body too large for
-    // the transport, say), "ran, not replayable" is stored instead, so a retry is not run again;
-    // if that fails too, the lease lapses by itself and a retry runs again.
-    const finish = (outcome: StoredOutcome, keep = retention) =>
-      store
-        .finish(record, token, outcome, keep)
-        .catch(() =>
-          outcome.truncated
-            ? undefined
-            : store.finish(record, token, { ...outcome, body: "", truncated: true }, keep),
-        )
-        .then((stored) => {
-          if (stored === false) leaseLost();
-        }, noop);
+    const release = () => claim.release();
+    const finish = (outcome: StoredOutcome, keep?: number) =>
+      claim.finish(outcome, keep).then(noop);
     /** Lets `task` finish after the response where the runtime allows, or awaits it. */
     const settle = async (task: Promise<void>) => {
       if (!handedToRuntime(c, task)) await task;
@@ -246,7 +228,6 @@ export const idempotency = <E extends Env = Env>(
     } catch (error) {
       // Hono's compose hands an Error to app.onError (it shows up as c.error below); anything
       // else is rethrown through next(). Either way the error goes on unchanged.
-      stop();
       if (settings.onThrow === "hold") await settle(finish(unknownOutcome(500), lease));
       else await settle(release());
       throw error;
@@ -255,16 +236,14 @@ export const idempotency = <E extends Env = Env>(
     if (isGatewayTimeout(c.error)) {
       // hono/timeout answered 504 but the handler may still be running: keep the key claimed
       // (no release, no record) until the lease lapses.
-      stop();
+      claim.keep();
       return;
     }
     const res = c.res;
     if (c.error !== undefined) {
-      stop();
       if (settings.onThrow === "release") return settle(release());
       if (settings.onThrow === "hold") return settle(finish(unknownOutcome(res.status), lease));
     } else if (!settings.stores(res.status)) {
-      stop();
       c.res = withHeader(res, res.body, settings.header, header);
       return settle(release());
     }
@@ -275,10 +254,7 @@ export const idempotency = <E extends Env = Env>(
       const streamed = new Promise<void>((resolve) => {
         ended = resolve;
       });
-      const task = streamed.then(() => {
-        stop();
-        return release();
-      });
+      const task = streamed.then(release);
       const handed = handedToRuntime(c, task);
       const body = relay(res.body, { end: ended, ...(handed ? {} : { beforeClose: () => task }) });
       c.res = withHeader(res, body, settings.header, header);
@@ -289,18 +265,14 @@ export const idempotency = <E extends Env = Env>(
     const failed = c.error !== undefined;
     const headers = storedHeaders(res.headers, settings.replayHeaders);
     if (res.body === null) {
-      stop();
       c.res = withHeader(res, null, settings.header, header);
       const empty = { kind: "whole" as const, bytes: new Uint8Array(0) };
       return settle(finish(outcomeOf(res.status, headers, empty, failed)));
     }
     const [toClient, toStore] = res.body.tee();
-    const task = captureBody(toStore, settings.maxStoredBodyBytes).then((body) => {
-      stop();
-      return body.kind === "failed"
-        ? release()
-        : finish(outcomeOf(res.status, headers, body, failed));
-    });
+    const task = captureBody(toStore, settings.maxStoredBodyBytes).then((body) =>
+      body.kind === "failed" ? release() : finish(outcomeOf(res.status, headers, body, failed)),
+    );
     const handed = handedToRuntime(c, task);
     const body = handed ? toClient : relay(toClient, { beforeClose: () => task });
     c.res = withHeader(res, body, settings.header, header);

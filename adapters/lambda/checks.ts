@@ -19,12 +19,3 @@ export function checkObject(value: unknown, argument: string): void {
     throw new InvalidArgumentError(argument, `${argument} must be an object, got ${show(value)}`);
   }
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-/** Middy's early-timeout error: the handler may still be running. */
-export function isTimeout(error: unknown): boolean {
-  return error instanceof Error && error.name === "TimeoutError";
-}

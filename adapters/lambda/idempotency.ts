@@ -1,20 +1,26 @@
 import {
+  type ClaimRequest,
   canonicalJson,
   checkDuration,
   checkFunction,
   checkIdempotencyKey,
   DEFAULT_RETENTION,
-  IdempotencyConflictError,
-  IdempotencyKeyReusedError,
-  IdempotencyStore,
+  type IdempotencyConflictError,
+  IdempotencyFlow,
+  type IdempotencyKeyInvalidError,
+  type IdempotencyKeyReusedError,
+  type IdempotencyOutcomeUnknownError,
+  IdempotentResults,
   InvalidArgumentError,
   type LockAdapter,
   MIN_TTL,
-  type StoredOutcome,
   sha256Hex,
   describeValue as show,
+  storesStatus,
 } from "edgelock";
-import { checkObject, checkOptionalFunction, isTimeout, sleep } from "./checks.js";
+import { checkObject, checkOptionalFunction } from "./checks.js";
+import { checkMargin, InvocationDeadline } from "./deadline.js";
+import { type HttpEvent, type headerKey, isClientKey, requestTarget } from "./header-key.js";
 import {
   bounded,
   checkLeaseOptions,
@@ -31,14 +37,21 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
   /** The transport (`ioredisAdapter(client)`, `upstashAdapter(client)`, `memoryAdapter()`). */
   adapter: LockAdapter;
   /**
-   * The idempotency key of an event (an SQS `messageId`, an `Idempotency-Key` header);
-   * `undefined` or `null` runs the handler without idempotency. At most 255 printable ASCII
-   * characters.
+   * The idempotency key of an event: an SQS `messageId`, or {@link headerKey}`()` for the
+   * `Idempotency-Key` header of an HTTP event; `undefined` or `null` runs the handler without
+   * idempotency. 1 to 255 printable ASCII characters, else {@link IdempotencyKeyInvalidError}
+   * (400).
    */
   key: (event: E, context: C) => string | undefined | null;
   /**
-   * A namespace for keys, so equal keys in two scopes never meet.
-   * @default the function's name (`context.functionName`)
+   * The namespace of the records, so equal keys in two scopes never meet: a string, or a
+   * function of the event. With keys clients choose ({@link headerKey}), make it the caller
+   * (the authorizer's principal), or another caller presenting the same key gets the first
+   * one's response; a warning is printed once when it is not a function. Give one to share records
+   * between functions on purpose, to keep them across a rename, or when a bundler renames
+   * functions (esbuild's `minify` without `keepNames`).
+   * @default the Lambda function's name (`context.functionName`) and, for
+   * {@link lambdaWithIdempotency}, the wrapped function's name (an anonymous one needs a scope)
    */
   scope?: string | ((event: E, context: C) => string);
   /**
@@ -59,26 +72,45 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
   lease?: LeaseOptions;
   /**
    * How long to wait for a duplicate in progress, in milliseconds (at most half the remaining
-   * time); its result is replayed if it finishes in time, else {@link IdempotencyConflictError}.
+   * time less the `margin`); its result is replayed if it finishes in time, else
+   * {@link IdempotencyConflictError}.
    * @default 0
    */
   wait?: number;
   /**
+   * What a duplicate that finds the first request in progress is told (`retryAfter`, and the
+   * `Retry-After` header in whole seconds), in ms; never past the first request's lease.
+   * @default how long the first request likely has left: the runs this process saw take so
+   * long on average, less how long it has been running (with none seen yet, as long again)
+   */
+  retryAfter?: number;
+  /**
    * When the handler throws: `"release"` frees the key so a retry runs again (the error is
    * rethrown unchanged); `"hold"` keeps it until the lease ends, just after the deadline.
-   * Middy's early `TimeoutError` always holds: the handler may still be running.
+   * With the middy middleware, middy's early timeout always holds: the handler may still be
+   * running. A `TimeoutError` of the handler's own is an error like any other.
    * @default "release"
    */
   onThrow?: "release" | "hold";
   /**
    * Whether a result is kept for replay; a result not kept frees the key instead, so a retry
    * runs afresh. The default keeps everything except HTTP-shaped results (`{ statusCode }`)
-   * with a 5xx, 408, 409, 425 or 429 status, which are transient.
+   * with a status a retry may change: 5xx, 401 and 403 (fresh credentials), 408, 409, 425, 429.
    */
   storeResult?: (result: Awaited<R>) => boolean;
-  /** Turns a result into text for storage. @default JSON.stringify */
+  /**
+   * Turns a result into text for storage, for results JSON cannot encode (a BigInt from a
+   * database driver, say). A result it cannot encode (it throws, or gives no text) is not
+   * stored: the key is marked "ran, not replayable" and `onStoreError` told, and the call still
+   * resolves with its result.
+   * @default JSON.stringify
+   */
   serialize?: (result: Awaited<R>) => string;
-  /** Turns stored text back into a result. @default JSON.parse */
+  /**
+   * Turns stored text back into a result. A replay it cannot decode throws
+   * {@link IdempotencyOutcomeUnknownError}.
+   * @default JSON.parse
+   */
   deserialize?: (text: string) => Awaited<R>;
   /**
    * The header added to a replayed HTTP-shaped result (`{ statusCode, headers }`), with the
@@ -86,11 +118,26 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
    * @default "Idempotent-Replayed"
    */
   replayHeader?: string | false;
+  /**
+   * Silence the warning about keys clients choose ({@link headerKey}) without a `scope`
+   * function: callers then share keys.
+   * @default false
+   */
+  allowGlobalKeys?: boolean;
   /** Told when the lease was lost while the handler ran: its result was not stored. */
   onLeaseLost?: (key: string) => void;
   /**
-   * Told when storing a result or freeing a key failed (Redis unreachable). Never thrown: the
-   * handler's outcome stands, and the key frees itself when the lease ends.
+   * How long before the invocation's deadline every Redis request must be done, in
+   * milliseconds: each is bounded by the remaining time less this, so a Redis that does not
+   * answer gives `LOCK_UNAVAILABLE` while the handler can still answer, not Lambda's "Task
+   * timed out". A result that would be stored within the margin is not: the claim then ends
+   * with its lease, just after the deadline.
+   * @default 200
+   */
+  margin?: number;
+  /**
+   * Told when a result could not be stored (Redis unreachable, or a result `serialize` cannot
+   * encode) or a key not freed. Never thrown: the handler's outcome stands.
    */
   onStoreError?: (error: unknown) => void;
   /**
@@ -111,6 +158,10 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
  * - with a `fingerprint`, the same key for a different request throws
  *   {@link IdempotencyKeyReusedError} (422).
  *
+ * Records belong to the Lambda function and the wrapped function (by their names), so two
+ * wrapped functions keyed the same way (`chargeCard` and `sendReceipt` by message id) never
+ * share them; an anonymous function needs a `scope`.
+ *
  * The in-progress lease covers the remaining time, with no heartbeat: if the invocation times
  * out or crashes, a retry runs about one second after the deadline. Exactly-once is not
  * promised: such a retry runs the handler again, so pass the key downstream where it matters.
@@ -118,7 +169,9 @@ export interface LambdaIdempotencyOptions<E, C extends LambdaContext, R> {
  * @example
  * ```ts
  * const charge = lambdaWithIdempotency(
- *   async (record: SQSRecord, context: Context) => payments.charge(JSON.parse(record.body)),
+ *   async function chargeCard(record: SQSRecord, context: Context) {
+ *     return payments.charge(JSON.parse(record.body));
+ *   },
  *   { adapter: ioredisAdapter(redis), key: (record) => record.messageId },
  * );
  * ```
@@ -128,52 +181,46 @@ export function lambdaWithIdempotency<E, R, C extends LambdaContext = LambdaCont
   options: LambdaIdempotencyOptions<E, C, R>,
 ): (event: E, context: C) => Promise<Awaited<R>> {
   checkFunction(handler, "handler");
-  const flow = new IdempotentFlow(options);
+  if (options?.scope === undefined && handler.name === "") {
+    throw new InvalidArgumentError(
+      "scope",
+      "lambdaWithIdempotency: the wrapped function has no name to scope its records by: name it, or pass scope",
+    );
+  }
+  const flow = new LambdaIdempotency(options, handler.name);
   return async function idempotentHandler(event: E, context: C): Promise<Awaited<R>> {
-    const begun = await flow.begin(event, context);
-    if (begun.kind === "replay") return begun.result;
-    if (begun.kind === "skip") return await handler(event, context);
-    let result: Awaited<R>;
+    const deadline = flow.deadline(context);
     try {
-      result = await handler(event, context);
-    } catch (error) {
-      await flow.fail(begun.claim, error);
-      throw error;
+      const request = await flow.request(event, context, deadline.signal);
+      if (!request) return await handler(event, context);
+      const { result } = await flow.results.run(
+        request,
+        async (): Promise<Awaited<R>> => await handler(event, context),
+      );
+      return result;
+    } finally {
+      deadline.dispose();
     }
-    await flow.complete(begun.claim, result);
-    return result;
   };
 }
 
-/** A record this invocation claimed. */
-export interface Claim {
-  key: string;
-  record: string;
-  token: string;
-}
-
-/** What beginning found. */
-type Begun<R> = { kind: "skip" } | { kind: "replay"; result: R } | { kind: "run"; claim: Claim };
-
-/** Statuses never stored for replay by default: a retry may well succeed. */
-const TRANSIENT = new Set([408, 409, 425, 429]);
-
 /**
- * The idempotency steps around a handler, shared by the wrapper and the middleware: begin
- * (claim, replay or refuse), complete (store or free) and fail (free or hold). `complete` and
- * `fail` never throw.
+ * The Lambda mapping of the idempotency flow, shared by the wrapper and the middleware: keys,
+ * scopes and leases from the event and its context, and HTTP-shaped results stored without
+ * their cookies and replayed with a marker header.
  */
-export class IdempotentFlow<E, C extends LambdaContext, R> {
+export class LambdaIdempotency<E, C extends LambdaContext, R> {
+  /** Runs calls through the shared flow, storing their results. */
+  readonly results: IdempotentResults<Awaited<R>>;
   readonly #options: LambdaIdempotencyOptions<E, C, R>;
-  readonly #store: IdempotencyStore;
-  readonly #retention: number;
   readonly #wait: number;
   readonly #bounds: LeaseBounds;
-  readonly #serialize: (result: Awaited<R>) => string;
-  readonly #deserialize: (text: string) => Awaited<R>;
-  readonly #storeResult: (result: Awaited<R>) => boolean;
+  readonly #margin: number;
+  /** The wrapped function's name, part of the default scope ("" for the middleware). */
+  readonly #name: string;
 
-  constructor(options: LambdaIdempotencyOptions<E, C, R>) {
+  /** @param name the wrapped function's name, for the default scope. */
+  constructor(options: LambdaIdempotencyOptions<E, C, R>, name = "") {
     checkObject(options, "options");
     checkFunction(options.key, "key");
     if (typeof options.scope !== "string") checkOptionalFunction(options.scope, "scope");
@@ -193,98 +240,90 @@ export class IdempotentFlow<E, C extends LambdaContext, R> {
         `onThrow must be "release" or "hold", got ${show(options.onThrow)}`,
       );
     }
-    const header = options.replayHeader;
-    if (header !== undefined && header !== false && (typeof header !== "string" || !header)) {
+    const header = options.replayHeader ?? "Idempotent-Replayed";
+    if (header !== false && (typeof header !== "string" || !header)) {
       throw new InvalidArgumentError(
         "replayHeader",
         `replayHeader must be a header name or false, got ${show(header)}`,
       );
     }
     this.#options = options;
-    this.#store = new IdempotencyStore(options.adapter, { prefix: options.prefix });
-    this.#retention = checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL);
     this.#wait = checkDuration(options.wait ?? 0, "wait", 0);
     this.#bounds = checkLeaseOptions(options.lease);
-    this.#serialize = options.serialize ?? ((result) => JSON.stringify(result));
-    this.#deserialize = options.deserialize ?? ((text) => JSON.parse(text) as Awaited<R>);
-    this.#storeResult = options.storeResult ?? storableByDefault;
-  }
-
-  /** Claims the event's key, or finds its stored result; throws 409 / 422 errors. */
-  async begin(event: E, context: C): Promise<Begun<Awaited<R>>> {
-    const options = this.#options;
-    const key = options.key(event, context);
-    if (key === undefined || key === null) return { kind: "skip" };
-    checkIdempotencyKey(key);
-    const scope =
-      typeof options.scope === "function"
-        ? options.scope(event, context)
-        : (options.scope ?? context?.functionName ?? "");
-    const record = await this.#store.recordKey([scope, key]);
-    const fingerprint = options.fingerprint
-      ? await sha256Hex(canonicalJson(options.fingerprint(event, context)))
-      : "";
-    const deadline = performance.now() + waitFor(context, this.#wait);
-    for (let attempt = 0; ; attempt++) {
-      // Sized afresh on every attempt, so a claim after a wait still ends at the deadline.
-      const begun = await this.#store.begin(record, fingerprint, bounded(context, this.#bounds));
-      if (begun.kind === "claimed")
-        return { kind: "run", claim: { key, record, token: begun.token } };
-      if (begun.kind === "reused") throw new IdempotencyKeyReusedError(key);
-      if (begun.kind === "replay") return { kind: "replay", result: this.#replay(begun.outcome) };
-      const left = deadline - performance.now();
-      if (left <= 0) throw new IdempotencyConflictError(key, begun.retryAfter);
-      const backoff = Math.random() * Math.min(1000, 50 * 2 ** attempt);
-      await sleep(Math.min(backoff, begun.retryAfter + 1, left));
+    this.#margin = checkMargin(options.margin);
+    this.#name = name;
+    if (
+      isClientKey(options.key) &&
+      typeof options.scope !== "function" &&
+      !options.allowGlobalKeys
+    ) {
+      console.warn(
+        "edgelock: idempotency keys come from a client header, but no scope function names " +
+          "the caller, so callers share keys; pass scope (the authorizer's principal) or allowGlobalKeys",
+      );
     }
-  }
-
-  /** Stores `result` for replay (or frees the key if it is not to be kept). Never throws. */
-  async complete(claim: Claim, result: Awaited<R>): Promise<void> {
-    try {
-      if (!this.#storeResult(result)) {
-        await this.#store.abandon(claim.record, claim.token);
-        return;
-      }
-      const outcome: StoredOutcome = {
-        status: 0,
-        headers: "",
-        body: result === undefined ? "" : this.#serialize(withoutCookies(result)),
-        encoding: result === undefined ? "undefined" : "json",
-        truncated: false,
-        failed: false,
-      };
-      const stored = await this.#store.finish(claim.record, claim.token, outcome, this.#retention);
-      if (!stored) this.#options.onLeaseLost?.(claim.key);
-    } catch (error) {
-      this.#report(error);
-    }
-  }
-
-  /** After the handler threw: frees the key, or holds it (`onThrow: "hold"`, timeouts). */
-  async fail(claim: Claim, error: unknown): Promise<void> {
-    if (this.#options.onThrow === "hold" || isTimeout(error)) return;
-    await this.#store.abandon(claim.record, claim.token).catch((failure: unknown) => {
-      this.#report(failure);
+    const flow = new IdempotencyFlow({
+      adapter: options.adapter,
+      prefix: options.prefix,
+      retention: checkDuration(options.retention ?? DEFAULT_RETENTION, "retention", MIN_TTL),
+      onStoreError: options.onStoreError,
+      retryAfter:
+        options.retryAfter === undefined
+          ? undefined
+          : checkDuration(options.retryAfter, "retryAfter", 0),
+    });
+    const serialize = options.serialize ?? ((result: Awaited<R>) => JSON.stringify(result));
+    const deserialize = options.deserialize ?? ((text: string) => JSON.parse(text) as Awaited<R>);
+    this.results = new IdempotentResults(flow, {
+      serialize: (result) => serialize(withoutCookies(result)),
+      deserialize: (text) => marked(deserialize(text), header),
+      storable: options.storeResult ?? storableByDefault,
+      onThrow: options.onThrow ?? "release",
     });
   }
 
-  #replay(outcome: StoredOutcome): Awaited<R> {
-    if (outcome.encoding === "undefined") return undefined as Awaited<R>;
-    const result = this.#deserialize(outcome.body);
-    const header = this.#options.replayHeader ?? "Idempotent-Replayed";
-    if (header === false || !isHttpResult(result)) return result;
-    return { ...result, headers: { ...result.headers, [header]: "true" } } as Awaited<R>;
+  /** The deadline of an invocation's requests: dispose of it when the invocation is done. */
+  deadline(context: C): InvocationDeadline {
+    return new InvocationDeadline(context, this.#margin);
   }
 
-  #report(error: unknown): void {
-    try {
-      this.#options.onStoreError?.(error);
-    } catch {
-      // A faulty listener must not replace the handler's outcome.
-    }
+  /**
+   * The event's claim request, every request bounded by `deadline`; undefined when the event has
+   * no key (it runs without idempotency).
+   */
+  async request(event: E, context: C, deadline: AbortSignal): Promise<ClaimRequest | undefined> {
+    const options = this.#options;
+    const key = options.key(event, context);
+    if (key === undefined || key === null) return undefined;
+    checkIdempotencyKey(key);
+    const { scope } = options;
+    const functionName = context?.functionName ?? "";
+    const namespace =
+      scope === undefined
+        ? [functionName, ...(this.#name ? [this.#name] : [])]
+        : [typeof scope === "function" ? scope(event, context) : scope];
+    const fingerprint = options.fingerprint
+      ? await sha256Hex(canonicalJson(options.fingerprint(event, context)))
+      : "";
+    // A key a client chose is scoped to the resource it was sent to, as the Hono middleware does.
+    const target = isClientKey(options.key) ? requestTarget(event as HttpEvent) : [];
+    return {
+      parts: [...namespace, ...target, key],
+      key,
+      fingerprint,
+      // Sized afresh on every attempt, so a claim after a wait still ends at the deadline.
+      lease: () => bounded(context, this.#bounds),
+      renew: false,
+      wait: waitFor(context, this.#wait, this.#margin),
+      signal: deadline,
+      deadline,
+      onLeaseLost: options.onLeaseLost && (() => options.onLeaseLost?.(key)),
+    };
   }
 }
+
+/** Whether a result is kept by default: all but HTTP-shaped results with a transient status. */
+const storableStatus = storesStatus("non-5xx");
 
 /** An API Gateway / ALB / function URL result: `{ statusCode, headers?, ... }`. */
 interface HttpResult {
@@ -303,8 +342,13 @@ function isHttpResult(value: unknown): value is HttpResult {
 }
 
 function storableByDefault(result: unknown): boolean {
-  if (!isHttpResult(result)) return true;
-  return result.statusCode < 500 && !TRANSIENT.has(result.statusCode);
+  return !isHttpResult(result) || storableStatus(result.statusCode);
+}
+
+/** A replayed HTTP-shaped result with `header: true`; others as they are. */
+function marked<T>(result: T, header: string | false): T {
+  if (header === false || !isHttpResult(result)) return result;
+  return { ...result, headers: { ...result.headers, [header]: "true" } } as T;
 }
 
 /** An HTTP-shaped result without its cookies (never replayed to someone else); others as is. */

@@ -8,6 +8,9 @@
  *   second after the deadline: the retry proceeds at once instead of waiting out a fixed lease.
  * - **Everything awaited.** Lambda has no `waitUntil` and freezes the sandbox when the handler's
  *   promise settles, so releases and stored results complete before it does.
+ * - **Within the deadline.** Every Redis request ends a margin (200 ms) before the invocation's
+ *   deadline, so a Redis out of reach gives `LOCK_UNAVAILABLE` the handler can still answer,
+ *   never Lambda's "Task timed out".
  * - **Middy without middy.** The middlewares are plain `{ before, after, onError }` objects typed
  *   structurally; `@middy/core` is not imported.
  *
@@ -19,6 +22,8 @@
  * @module
  */
 
+export { DEFAULT_DEADLINE_MARGIN } from "./deadline.js";
+export { type HttpEvent, headerKey } from "./header-key.js";
 export {
   type LambdaIdempotencyOptions,
   lambdaWithIdempotency,

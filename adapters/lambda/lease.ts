@@ -73,7 +73,7 @@ export function checkLeaseOptions(options: LeaseOptions | undefined): LeaseBound
 }
 
 /** Milliseconds left in the invocation, checked. */
-function remainingTime(context: LambdaContext): number {
+export function remainingTime(context: LambdaContext): number {
   if (typeof context?.getRemainingTimeInMillis !== "function") {
     throw new InvalidArgumentError(
       "context",
@@ -95,7 +95,11 @@ export function bounded(context: LambdaContext, bounds: LeaseBounds): number {
   return Math.max(MIN_TTL, lease);
 }
 
-/** How long to wait for a key held by someone else: `wait`, but at most half the time left. */
-export function waitFor(context: LambdaContext, wait: number): number {
-  return wait === 0 ? 0 : Math.min(wait, Math.floor(remainingTime(context) / 2));
+/**
+ * How long to wait for a key held by someone else: `wait`, but at most half the time left for
+ * Redis (the remaining time less the deadline `margin`).
+ */
+export function waitFor(context: LambdaContext, wait: number, margin: number): number {
+  if (wait === 0) return 0;
+  return Math.min(wait, Math.floor(Math.max(0, remainingTime(context) - margin) / 2));
 }

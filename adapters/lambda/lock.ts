@@ -5,8 +5,10 @@ import {
   type Lease,
   type Locker,
   LockTimeoutError,
+  LockUnavailableError,
 } from "edgelock";
 import { checkLocker, checkObject, checkOptionalFunction } from "./checks.js";
+import { checkMargin, InvocationDeadline } from "./deadline.js";
 import {
   bounded,
   checkLeaseOptions,
@@ -21,7 +23,7 @@ import {
 export interface LambdaLockOptions<E, C extends LambdaContext, R> {
   /**
    * How long to wait for a lock held by someone else, in milliseconds (at most half the
-   * remaining time); 0 makes one attempt.
+   * remaining time less the `margin`); 0 makes one attempt.
    * @default 0
    */
   wait?: number;
@@ -33,10 +35,24 @@ export interface LambdaLockOptions<E, C extends LambdaContext, R> {
    */
   onContention?: (error: LockTimeoutError, event: E, context: C) => R | PromiseLike<R>;
   /**
+   * The result when Redis cannot be reached, or does not answer in the invocation's time (the
+   * handler does not run), for example a 503 for API Gateway. Without it, the
+   * {@link LockUnavailableError} is thrown (`statusCode` 503, `Retry-After: 1`).
+   */
+  onUnavailable?: (error: LockUnavailableError, event: E, context: C) => R | PromiseLike<R>;
+  /**
    * Told about a release that failed (Redis unreachable). Such a failure is never thrown: the
    * lease ends on its own just after the invocation's deadline.
    */
   onReleaseError?: (error: unknown) => void;
+  /**
+   * How long before the invocation's deadline every Redis request must be done, in
+   * milliseconds: each is bounded by the remaining time less this, so a Redis that does not
+   * answer gives `LOCK_UNAVAILABLE` while the handler can still answer, not Lambda's "Task
+   * timed out". A release with no time left is not sent (the lease ends just after the deadline).
+   * @default 200
+   */
+  margin?: number;
 }
 
 /**
@@ -46,6 +62,8 @@ export interface LambdaLockOptions<E, C extends LambdaContext, R> {
  * awaited, before the returned promise settles.
  *
  * - Contention: `onContention`'s result, or a thrown {@link LockTimeoutError}.
+ * - Redis out of reach, or silent past the invocation's time less `margin`: `onUnavailable`'s
+ *   result, or a thrown {@link LockUnavailableError} (503), before Lambda's own deadline.
  * - The handler's error is rethrown unchanged; a failed release never replaces it.
  * - If the lease was lost while the handler ran (with `lease.max` below the remaining time, or
  *   when the release finds another holder's token: Redis restarted without persistence or
@@ -71,17 +89,30 @@ export function lambdaWithLock<E, R, C extends LambdaContext = LambdaContext>(
   checkFunction(key, "key");
   checkFunction(handler, "handler");
   const settings = checkLockOptions(options);
+  checkOptionalFunction(options.onUnavailable, "onUnavailable");
   return async function lockedHandler(event: E, context: C): Promise<Awaited<R>> {
-    let lease: Lease;
+    const name = key(event, context);
+    const deadline = new InvocationDeadline(context, settings.margin);
     try {
-      lease = await acquire(locker, key(event, context), context, settings);
-    } catch (error) {
-      if (error instanceof LockTimeoutError && options.onContention) {
-        return await options.onContention(error, event, context);
+      let lease: Lease;
+      try {
+        lease = await acquire(locker, name, context, settings, deadline);
+      } catch (error) {
+        if (error instanceof LockTimeoutError && options.onContention) {
+          return await options.onContention(error, event, context);
+        }
+        if (error instanceof LockUnavailableError && options.onUnavailable) {
+          return await options.onUnavailable(error, event, context);
+        }
+        throw error;
       }
-      throw error;
+      return await holding(lease, () => handler(event, context, lease), {
+        onReleaseError: settings.onReleaseError && reportRelease(deadline, name, settings),
+        signal: deadline.signal,
+      });
+    } finally {
+      deadline.dispose();
     }
-    return holding(lease, () => handler(event, context, lease), settings.onReleaseError);
   };
 }
 
@@ -89,12 +120,14 @@ export function lambdaWithLock<E, R, C extends LambdaContext = LambdaContext>(
 export interface LockSettings {
   wait: number;
   bounds: LeaseBounds;
+  margin: number;
   onReleaseError: ((error: unknown) => void) | undefined;
 }
 
 export function checkLockOptions(options: {
   wait?: number;
   lease?: LeaseOptions;
+  margin?: number;
   onReleaseError?: (error: unknown) => void;
   onContention?: unknown;
 }): LockSettings {
@@ -104,29 +137,47 @@ export function checkLockOptions(options: {
   return {
     wait: checkDuration(options.wait ?? 0, "wait", 0),
     bounds: checkLeaseOptions(options.lease),
+    margin: checkMargin(options.margin),
     onReleaseError: options.onReleaseError,
   };
+}
+
+/** `onReleaseError`, told a release the deadline cut short as the unavailability it is. */
+export function reportRelease(
+  deadline: InvocationDeadline,
+  key: string,
+  settings: LockSettings,
+): (error: unknown) => void {
+  return (error) => settings.onReleaseError?.(deadline.explain("release", key, error));
 }
 
 /** A wait longer than this (in ms) is followed by trimming the lease to the time then left. */
 const TRIM_AFTER_WAIT = 250;
 
 /**
- * Takes the lock with a lease covering the rest of the invocation. After a long wait the lease,
- * sized when the wait began, is trimmed to the time then left.
+ * Takes the lock with a lease covering the rest of the invocation, every request bounded by
+ * `deadline`. After a long wait the lease, sized when the wait began, is trimmed to the time then
+ * left.
+ *
+ * @throws {LockUnavailableError} also when the deadline cuts a request short.
  */
 export async function acquire(
   locker: Locker,
   key: string,
   context: LambdaContext,
   settings: LockSettings,
+  deadline: InvocationDeadline,
 ): Promise<Lease> {
   const started = performance.now();
   const ttl = bounded(context, settings.bounds);
-  const lease = await locker.acquire(key, ttl, { timeout: waitFor(context, settings.wait) });
+  const timeout = waitFor(context, settings.wait, settings.margin);
+  const lease = await deadline.bound("acquire", key, (signal) =>
+    locker.acquire(key, ttl, { timeout, signal }),
+  );
   if (performance.now() - started > TRIM_AFTER_WAIT) {
     // A failure leaves the longer lease in place; a lost lock aborts lease.signal.
-    await lease.extend(bounded(context, settings.bounds)).catch(() => {});
+    const { signal } = deadline;
+    await lease.extend(bounded(context, settings.bounds), { signal }).catch(() => {});
   }
   return lease;
 }

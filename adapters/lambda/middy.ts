@@ -1,4 +1,6 @@
 import type {
+  BegunCall,
+  Claim,
   IdempotencyConflictError,
   IdempotencyKeyReusedError,
   Lease,
@@ -6,15 +8,16 @@ import type {
   LockTimeoutError,
 } from "edgelock";
 import { checkFunction, settleLease } from "edgelock";
-import { checkLocker, checkObject, isTimeout } from "./checks.js";
+import { checkLocker, checkObject } from "./checks.js";
+import { InvocationDeadline } from "./deadline.js";
 import {
-  type Claim,
-  IdempotentFlow,
+  LambdaIdempotency,
   type LambdaIdempotencyOptions,
   type lambdaWithIdempotency,
 } from "./idempotency.js";
 import type { LambdaContext, LeaseOptions, leaseFor } from "./lease.js";
-import { acquire, checkLockOptions } from "./lock.js";
+import { acquire, checkLockOptions, type LambdaLockOptions, reportRelease } from "./lock.js";
+import { timedOutEarly, watchForTimeout } from "./middy-timeout.js";
 
 /** The part of a middy request the middlewares use (`middy.Request`, typed structurally). */
 export interface MiddyRequest<E = unknown, R = unknown, C extends LambdaContext = LambdaContext> {
@@ -47,7 +50,7 @@ export interface LockMiddlewareOptions<E, C extends LambdaContext> {
   key: (event: E, context: C) => string | PromiseLike<string>;
   /**
    * How long to wait for a lock held by someone else, in milliseconds (at most half the
-   * remaining time); 0 makes one attempt.
+   * remaining time less the `margin`); 0 makes one attempt.
    * @default 0
    */
   wait?: number;
@@ -61,6 +64,12 @@ export interface LockMiddlewareOptions<E, C extends LambdaContext> {
   setToContext?: boolean;
   /** Told about a release that failed; never thrown (the lease ends just after the deadline). */
   onReleaseError?: (error: unknown) => void;
+  /**
+   * How long before the invocation's deadline every Redis request must be done, in
+   * milliseconds (see {@link LambdaLockOptions.margin}).
+   * @default 200
+   */
+  margin?: number;
 }
 
 /**
@@ -74,8 +83,14 @@ export interface LockMiddlewareOptions<E, C extends LambdaContext> {
  *   ends. The error is left untouched for the middlewares after it, and a failed release never
  *   masks it. If the lease was lost before its release (the release found another holder's
  *   token: Redis restarted without persistence or failed over), `after` throws the
- *   `LockLostError` (code `LOCK_LOST`) instead of letting the handler's response stand. On middy's early `TimeoutError` the lock is kept: the handler may still be running,
- *   and the lease ends just after the deadline anyway.
+ *   `LockLostError` (code `LOCK_LOST`) instead of letting the handler's response stand.
+ * - When middy times the handler out (`timeoutEarlyInMillis`), the lock is kept: the handler may
+ *   still be running, and the lease ends just after the deadline anyway. This holds in any
+ *   order of the middlewares (`@middy/http-error-handler` before or after this one): middy's
+ *   timeout is told by the mark middy puts on it, not by its name, so a `TimeoutError` the
+ *   handler throws itself (`AbortSignal.timeout` on a `fetch`) releases the lock like any error.
+ *   A `timeoutEarlyResponse` that returns a response instead of throwing cannot be told from
+ *   the handler's own: keep middy's default.
  *
  * @example
  * ```ts
@@ -91,44 +106,55 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
   const locker = checkLocker(options.locker);
   checkFunction(options.key, "key");
   const settings = checkLockOptions(options);
-  /** The lease of each request in flight: its own, never another middleware's or request's. */
-  const leases = new WeakMap<object, Lease>();
+  /** What each request in flight holds: its own, never another middleware's or request's. */
+  const held = new WeakMap<object, { key: string; lease?: Lease; deadline: InvocationDeadline }>();
 
-  /** Releases the request's lease; resolves with its loss if it was not held to the end. */
-  const releaseOwn = async (request: MiddyRequest<E, R, C>): Promise<unknown> => {
-    const lease = leases.get(request);
-    if (!lease) return undefined;
-    leases.delete(request);
-    return settleLease(lease, settings.onReleaseError);
+  /**
+   * Ends the request's hold: releases its lease unless `keep`, and clears its deadline; resolves
+   * with the lease's loss if it was not held to the end.
+   */
+  const end = async (request: MiddyRequest<E, R, C>, keep = false): Promise<unknown> => {
+    const hold = held.get(request);
+    if (!hold) return undefined;
+    held.delete(request);
+    const { key, lease, deadline } = hold;
+    try {
+      if (!lease || keep) return undefined;
+      const onReleaseError = settings.onReleaseError && reportRelease(deadline, key, settings);
+      return await settleLease(lease, { onReleaseError, signal: deadline.signal });
+    } finally {
+      deadline.dispose();
+    }
   };
 
   return {
     name: "edgelock-lock",
     before: async (request) => {
-      leases.delete(request);
+      held.delete(request);
+      watchForTimeout(request);
       const key = await options.key(request.event, request.context);
-      const lease = await acquire(locker, key, request.context, settings);
-      leases.set(request, lease);
-      if (options.setToContext) Object.assign(request.context as object, { lease });
+      const deadline = new InvocationDeadline(request.context, settings.margin);
+      const hold: { key: string; lease?: Lease; deadline: InvocationDeadline } = { key, deadline };
+      held.set(request, hold);
+      hold.lease = await acquire(locker, key, request.context, settings, deadline);
+      if (options.setToContext) Object.assign(request.context as object, { lease: hold.lease });
       return undefined;
     },
     after: async (request) => {
-      const lost = await releaseOwn(request);
+      const lost = await end(request);
       if (lost !== undefined) throw lost; // never let the handler's result stand
     },
     onError: async (request) => {
-      if (isTimeout(request.error)) {
-        leases.delete(request);
-        return;
-      }
-      await releaseOwn(request);
+      // Timed out by middy, the handler may still be running: the lease ends after the deadline.
+      await end(request, timedOutEarly(request));
     },
   };
 }
 
 /**
  * Middy middleware: idempotent invocations, with the semantics of
- * {@link lambdaWithIdempotency} (the options are the same).
+ * {@link lambdaWithIdempotency} (the options are the same). Records belong to the Lambda
+ * function (`context.functionName`), or to `scope`.
  *
  * - `before` claims the key. A finished duplicate short-circuits: `before` returns the stored
  *   response (with `Idempotent-Replayed: true` on HTTP-shaped responses), so middy skips the
@@ -136,8 +162,9 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
  *   {@link IdempotencyConflictError} (409, `Retry-After`), a key reused for a different request
  *   {@link IdempotencyKeyReusedError} (422): `@middy/http-error-handler` maps both.
  * - `after` stores `request.response`, awaited.
- * - `onError` frees the key (or holds it, per `onThrow`; always on middy's `TimeoutError`),
- *   leaving the error untouched for the middlewares after it.
+ * - `onError` frees the key (or holds it, per `onThrow`), leaving the error untouched for the
+ *   middlewares after it. When middy times the handler out, the key stays claimed until its
+ *   lease ends, in any middleware order, as {@link lockMiddleware} keeps its lock.
  *
  * Order: the response stored and replayed is the one this middleware's `after` sees, so `use`
  * it before (outside) the middlewares that shape the response, such as http-response-serializer
@@ -147,7 +174,13 @@ export function lockMiddleware<E = unknown, R = unknown, C extends LambdaContext
  * @example
  * ```ts
  * export const handler = middy(createOrder)
- *   .use(idempotencyMiddleware({ adapter, key: (event) => event.headers["idempotency-key"] }))
+ *   .use(
+ *     idempotencyMiddleware({
+ *       adapter,
+ *       key: headerKey(), // the Idempotency-Key header: 400 if invalid or repeated
+ *       scope: (event) => event.requestContext.authorizer.jwt.claims.sub, // the caller
+ *     }),
+ *   )
  *   .use(httpErrorHandler());
  * ```
  */
@@ -156,32 +189,49 @@ export function idempotencyMiddleware<
   R = unknown,
   C extends LambdaContext = LambdaContext,
 >(options: LambdaIdempotencyOptions<E, C, R>): MiddyMiddleware<E, R, C> {
-  const flow = new IdempotentFlow(options);
+  const flow = new LambdaIdempotency(options);
   /** The claim of each request in flight (reset per request: `internal` may be reused). */
-  const claims = new WeakMap<object, Claim>();
+  const claims = new WeakMap<object, { claim?: Claim; deadline: InvocationDeadline }>();
+
+  /** Forgets the request's claim and clears its deadline. */
+  const end = (request: MiddyRequest<E, R, C>): void => {
+    claims.get(request)?.deadline.dispose();
+    claims.delete(request);
+  };
 
   return {
     name: "edgelock-idempotency",
     before: async (request) => {
       claims.delete(request);
-      const begun = await flow.begin(request.event, request.context);
-      if (begun.kind === "run") claims.set(request, begun.claim);
-      if (begun.kind !== "replay") return undefined;
+      watchForTimeout(request);
+      const deadline = flow.deadline(request.context);
+      const entry: { claim?: Claim; deadline: InvocationDeadline } = { deadline };
+      claims.set(request, entry);
+      let begun: BegunCall<Awaited<R>> | undefined;
+      try {
+        const claimRequest = await flow.request(request.event, request.context, deadline.signal);
+        begun = claimRequest && (await flow.results.begin(claimRequest));
+      } finally {
+        if (begun?.kind === "run") entry.claim = begun.claim;
+        else end(request);
+      }
+      if (begun?.kind !== "replay") return undefined;
       // middy ≥ 6 honours earlyResponse even when the stored response is undefined.
       request.earlyResponse = begun.result as R;
       return begun.result as R | undefined;
     },
     after: async (request) => {
-      const claim = claims.get(request);
-      if (!claim) return;
-      claims.delete(request);
-      await flow.complete(claim, request.response as Awaited<R>);
+      const entry = claims.get(request);
+      const claim = entry?.claim;
+      if (claim) await flow.results.complete(claim, request.response as Awaited<R>);
+      end(request);
     },
     onError: async (request) => {
-      const claim = claims.get(request);
-      if (!claim) return;
-      claims.delete(request);
-      await flow.fail(claim, request.error);
+      const entry = claims.get(request);
+      const claim = entry?.claim;
+      // Timed out by middy, the handler may still be running: the key stays claimed.
+      if (claim) await flow.results.fail(claim, timedOutEarly(request) ? "hold" : undefined);
+      end(request);
     },
   };
 }

@@ -1,29 +1,36 @@
 /**
- * Two Lambda functions over one Redis (ioredis, `REDIS_URL`):
+ * Three Lambda functions over one Redis (ioredis, `REDIS_URL`):
  *
  * - `withdraw`, behind an API Gateway HTTP API (`POST /accounts/{id}/withdrawals`): a
  *   read-modify-write of an account balance that must not interleave with another one on the
  *   same account, so it runs under a lock. A concurrent withdrawal gets a 409 with `Retry-After`.
+ * - `createOrder`, behind the same API (`POST /orders`, with a JWT authorizer): a client retries
+ *   with the same `Idempotency-Key` header and gets the first response back, marked
+ *   `Idempotent-Replayed: true`. Keys belong to the customer the token names: another customer
+ *   presenting the same key gets an order of their own. An invalid or repeated key is a 400.
  * - `sendReceipts`, on an SQS queue of paid orders: sends one receipt per order. SQS delivers at
  *   least once, so each record is processed idempotently (key: its `messageId`); a duplicate
  *   replays the first outcome, and a duplicate still in progress is reported back to SQS as a
  *   batch item failure, to be retried later.
  *
- * Both leases are bounded by the invocation's remaining time: no heartbeat, and a retry after a
- * timeout proceeds about a second after the deadline. See README.md to deploy it.
+ * Every lease is bounded by the invocation's remaining time: no heartbeat, and a retry after a
+ * timeout proceeds about a second after the deadline. Every Redis request ends 200 ms before
+ * the deadline at the latest, so an unreachable Redis gives a 503 (withdraw, createOrder) or a
+ * batch item failure (sendReceipts), never Lambda's "Task timed out". See README.md to deploy it.
  */
 
 import type {
   APIGatewayProxyEventV2,
+  APIGatewayProxyEventV2WithJWTAuthorizer,
   APIGatewayProxyStructuredResultV2,
   Context,
   SQSBatchResponse,
   SQSEvent,
   SQSRecord,
 } from "aws-lambda";
-import { createLocker, IdempotencyConflictError } from "edgelock";
+import { createLocker, IdempotencyConflictError, IdempotencyOutcomeUnknownError } from "edgelock";
 import { ioredisAdapter } from "edgelock/ioredis";
-import { lambdaWithIdempotency, lambdaWithLock } from "edgelock/lambda";
+import { headerKey, lambdaWithIdempotency, lambdaWithLock } from "edgelock/lambda";
 import { Redis } from "ioredis";
 
 /**
@@ -76,6 +83,12 @@ export const withdraw = lambdaWithLock(
     // is the default); the client retries after Retry-After, derived from the holder's lease.
     onContention: (error) =>
       json(409, { error: "another operation on this account is in progress" }, error.headers),
+    // Redis could not be reached, or not in the invocation's time: nothing was debited. The
+    // error names the cause for the logs; the client is told to retry.
+    onUnavailable: (error) => {
+      console.error("withdrawal refused:", error.message);
+      return json(503, { error: "try again shortly" }, error.headers);
+    },
   },
 );
 
@@ -90,6 +103,49 @@ function parseAmount(event: APIGatewayProxyEventV2): number | undefined {
     return undefined;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// API Gateway: orders placed once per Idempotency-Key and customer
+// ---------------------------------------------------------------------------------------------
+
+type OrderRequest = APIGatewayProxyEventV2WithJWTAuthorizer;
+
+/** The customer the JWT authorizer vouched for: the owner of the request's keys. */
+const customerOf = (event: OrderRequest) => String(event.requestContext.authorizer.jwt.claims.sub);
+
+/** Places one order per key and customer (the key from the `Idempotency-Key` header). */
+const placeOrderOnce = lambdaWithIdempotency(
+  async function placeOrder(event: OrderRequest, context: Context): Promise<HttpResult> {
+    const order = JSON.parse(event.body ?? "{}") as { item?: unknown; quantity?: unknown };
+    if (typeof order.item !== "string") return json(400, { error: "item is required" });
+    const id = `ord-${context.awsRequestId}`;
+    // Stands for the order store: the side effect that must not happen twice.
+    await redis.rpush(`orders:${customerOf(event)}`, JSON.stringify({ id, ...order }));
+    return json(201, { id, ...order }, { location: `/orders/${id}` });
+  },
+  {
+    adapter,
+    key: headerKey(), // a 400 for a key over 255 characters, not ASCII, or sent twice
+    scope: customerOf, // so another customer's same key never replays this customer's order
+    fingerprint: (event) => event.body, // the same key with another order: 422
+  },
+);
+
+/**
+ * `POST /orders` with `{ "item": "book", "quantity": 1 }` and an `Idempotency-Key` header. The
+ * idempotency errors carry their HTTP status (400, 409 with `Retry-After`, 422, 503): they
+ * become responses here, as middy's http-error-handler would make them.
+ */
+export const createOrder = async (event: OrderRequest, context: Context): Promise<HttpResult> => {
+  try {
+    return await placeOrderOnce(event, context);
+  } catch (error) {
+    const { statusCode, headers, message } = error as Partial<IdempotencyConflictError>;
+    if (typeof statusCode !== "number") throw error;
+    if (statusCode >= 500) console.error("order refused:", message);
+    return json(statusCode, { error: statusCode >= 500 ? "try again shortly" : message }, headers);
+  }
+};
 
 // ---------------------------------------------------------------------------------------------
 // SQS: one receipt per paid order, whatever SQS redelivers
@@ -108,9 +164,12 @@ interface Receipt {
   orderId: string;
 }
 
-/** Sends one receipt; runs at most once per message within 24 hours. */
-const sendReceipt = lambdaWithIdempotency(
-  async (record: SQSRecord, context: Context): Promise<Receipt> => {
+/**
+ * Sends one receipt; runs at most once per message within 24 hours. Its records are its own:
+ * scoped by the Lambda function's name and this function's, `sendReceipt`.
+ */
+const sendReceiptOnce = lambdaWithIdempotency(
+  async function sendReceipt(record: SQSRecord, context: Context): Promise<Receipt> {
     const order = JSON.parse(record.body) as OrderPaid;
     const receiptId = `rcpt-${context.awsRequestId}-${order.orderId}`;
     // Stands for the email provider: the side effect that must not happen twice.
@@ -128,17 +187,19 @@ const sendReceipt = lambdaWithIdempotency(
 /**
  * The queue's handler, with `ReportBatchItemFailures` enabled on the event source mapping:
  * records that failed, or whose duplicate is still in progress, go back to the queue; the others
- * are deleted.
+ * are deleted. So is a duplicate of a message whose receipt was sent but could not be kept for
+ * replay (`IdempotencyOutcomeUnknownError`): it ran, and must not run again.
  */
 export const sendReceipts = async (
   event: SQSEvent,
   context: Context,
 ): Promise<SQSBatchResponse> => {
   const outcomes = await Promise.allSettled(
-    event.Records.map((record) => sendReceipt(record, context)),
+    event.Records.map((record) => sendReceiptOnce(record, context)),
   );
   const batchItemFailures = outcomes.flatMap((outcome, index) => {
     if (outcome.status === "fulfilled") return [];
+    if (outcome.reason instanceof IdempotencyOutcomeUnknownError) return [];
     const { messageId } = event.Records[index] as SQSRecord;
     if (!(outcome.reason instanceof IdempotencyConflictError)) {
       console.error(`message ${messageId} failed`, outcome.reason);

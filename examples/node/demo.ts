@@ -5,9 +5,11 @@
  *
  *   npm run demo
  *   REDIS_URL=redis://127.0.0.1:6379 npm run demo
+ *
+ * When Redis cannot be reached, it prints one line saying why and exits with status 1.
  */
 
-import { createLocker, type LockAdapter } from "edgelock";
+import { createLocker, type LockAdapter, LockError, type Locker } from "edgelock";
 import { ioredisAdapter } from "edgelock/ioredis";
 import { memoryAdapter } from "edgelock/memory";
 import { Redis } from "ioredis";
@@ -24,22 +26,33 @@ const log = (who: string, what: string) =>
   );
 
 /** The backend: Redis when REDIS_URL is set, the in-memory store otherwise. */
-function backend(): { adapter: LockAdapter; name: string; close: () => Promise<void> } {
+function backend(): { adapter: LockAdapter; name: string; close: () => void } {
   const url = process.env.REDIS_URL;
-  if (!url) return { adapter: memoryAdapter(), name: "in-memory backend", close: async () => {} };
+  if (!url) return { adapter: memoryAdapter(), name: "in-memory backend", close: () => {} };
   const client = new Redis(url, { maxRetriesPerRequest: 2 });
+  // Every failure to reach Redis reaches the demo as a LockUnavailableError naming its cause:
+  // ioredis's own report of each reconnection attempt would only repeat it.
+  client.on("error", () => {});
   return {
     adapter: ioredisAdapter(client),
     name: `Redis at ${url.replace(/\/\/[^@]*@/, "//***@")}`,
-    close: async () => void (await client.quit()),
+    // Not quit(): it would wait for a Redis that may never answer, reconnecting all the while.
+    close: () => client.disconnect(),
   };
 }
 
 async function main(): Promise<void> {
   const { adapter, name, close } = backend();
-  const locker = createLocker({ adapter, prefix: `demo-${Date.now()}` });
   console.log(`edgelock demo: ${WORKERS} workers, one key, ${name}\n`);
+  try {
+    await contend(createLocker({ adapter, prefix: `demo-${Date.now()}` }));
+  } finally {
+    close();
+  }
+}
 
+/** The workers take turns on the key; each grant's fence is checked by a fenced resource. */
+async function contend(locker: Locker): Promise<void> {
   // A resource that rejects writes carrying a stale fence: what makes the lock safe.
   let highestFence = 0;
   const writes: number[] = [];
@@ -81,10 +94,11 @@ async function main(): Promise<void> {
   console.log(
     `\n${writes.length} jobs ran one at a time; fences strictly increasing: ${increasing}`,
   );
-  await close();
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  // edgelock's errors say what happened in their message (the cause included): that line is
+  // enough. Anything else is a bug of the demo's, worth its stack.
+  console.error(error instanceof LockError ? `edgelock demo failed: ${error.message}` : error);
   process.exitCode = 1;
 });

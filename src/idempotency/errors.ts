@@ -6,7 +6,23 @@
  * @module
  */
 
-import { LockError } from "../errors.js";
+import { InvalidArgumentError, LockError } from "../errors.js";
+
+/**
+ * An idempotency key that is not 1 to 255 printable ASCII characters, or a request that carries
+ * several (`code: "INVALID_ARGUMENT"`, 400): the client must send one valid key. Thrown before
+ * any request to Redis.
+ */
+export class IdempotencyKeyInvalidError extends InvalidArgumentError {
+  readonly statusCode = 400;
+  readonly status = 400;
+  readonly expose = true;
+  readonly headers: Readonly<Record<string, string>> = {};
+
+  constructor(message: string) {
+    super("key", message);
+  }
+}
 
 /**
  * The idempotency key was already used for a different request (`code:
@@ -46,5 +62,27 @@ export class IdempotencyConflictError extends LockError {
     });
     this.retryAfter = retryAfter;
     this.headers = { "Retry-After": String(Math.max(1, Math.ceil(retryAfter / 1000))) };
+  }
+}
+
+/**
+ * The first request with this idempotency key ran, but its outcome cannot be replayed (`code:
+ * "IDEMPOTENCY_OUTCOME_UNKNOWN"`, 409): it was too large or could not be stored, or the run
+ * failed in a way that was kept (`onThrow: "hold"`). Running it again could repeat its effects,
+ * so the key stays taken until the record expires.
+ */
+export class IdempotencyOutcomeUnknownError extends LockError {
+  readonly statusCode = 409;
+  readonly status = 409;
+  readonly expose = true;
+  readonly headers: Readonly<Record<string, string>> = {};
+
+  /** @param cause why the stored outcome could not be read back, when it was stored. */
+  constructor(key: string, cause?: unknown) {
+    super(
+      "IDEMPOTENCY_OUTCOME_UNKNOWN",
+      `the request with idempotency key "${key}" ran, but its outcome cannot be replayed`,
+      { key, cause },
+    );
   }
 }

@@ -10,14 +10,16 @@
  * @module
  */
 
+import { raced } from "../abortable.js";
 import type { LockAdapter, LockScript } from "../adapter.js";
 import { InvalidArgumentError, LockUnavailableError } from "../errors.js";
 import { retried } from "../retry.js";
-import { now, sleep } from "../time.js";
 import { newToken } from "../token.js";
 import { checkWellFormed, describeValue } from "../validate.js";
 import { sha256Hex } from "./digest.js";
+import { type PART_BYTES, splitParts } from "./parts.js";
 import { abandonScript } from "./scripts/abandon.js";
+import { appendScript } from "./scripts/append.js";
 import { beginScript } from "./scripts/begin.js";
 import { finishScript } from "./scripts/finish.js";
 import { renewScript } from "./scripts/renew.js";
@@ -43,7 +45,11 @@ export type BeginOutcome =
   | { kind: "claimed"; token: string; fence: number }
   | { kind: "reused" }
   | { kind: "replay"; outcome: StoredOutcome }
-  | { kind: "in-progress"; retryAfter: number };
+  /**
+   * Claimed by another request: its lease ends in `retryAfter` ms (the latest the record can
+   * change), and it has been running for `running` ms.
+   */
+  | { kind: "in-progress"; retryAfter: number; running: number };
 
 /** Options of {@link IdempotencyStore}. */
 export interface IdempotencyStoreOptions {
@@ -98,18 +104,27 @@ export class IdempotencyStore {
     return `${this.#prefix}:v1:${await sha256Hex(parts.map(encodeURIComponent).join("|"))}`;
   }
 
-  /** Claims `record` for a new token, or reports what became of the request that claimed it. */
+  /**
+   * Claims `record` for a new token, or reports what became of the request that claimed it.
+   * Every method takes a `signal`: a deadline, at which the request is given up and the call
+   * fails with {@link LockUnavailableError} (its cause the signal's reason).
+   */
   async begin(
     record: string,
     fingerprint: string,
     lease: number,
     token: string = newToken(),
+    signal?: AbortSignal,
   ): Promise<BeginOutcome> {
-    const reply = await this.#run(beginScript, record, [token, fingerprint, String(lease)]);
+    const args = [token, fingerprint, String(lease)];
+    const reply = await this.#run(beginScript, record, args, signal);
     const [kind, ...rest] = Array.isArray(reply) ? reply : [];
     if (kind === 1) return { kind: "claimed", token, fence: Number(rest[0]) };
     if (kind === 2) return { kind: "reused" };
-    if (kind === 4) return { kind: "in-progress", retryAfter: Math.max(0, Number(rest[0])) };
+    if (kind === 4) {
+      const [pttl, running] = rest.map((value) => Math.max(0, Number(value ?? 0) || 0));
+      return { kind: "in-progress", retryAfter: pttl ?? 0, running: running ?? 0 };
+    }
     if (kind === 3) {
       const [status, headers, body, encoding, truncated, state] = rest.map((v) => String(v ?? ""));
       return {
@@ -131,36 +146,6 @@ export class IdempotencyStore {
     );
   }
 
-  /**
-   * Begins, and with `wait` > 0 polls a duplicate in progress (full-jitter backoff, never past
-   * its lease) until it finishes, the wait is over or `signal` aborts; then reports the last
-   * outcome.
-   */
-  async beginWaiting(
-    record: string,
-    fingerprint: string,
-    lease: number,
-    wait: number,
-    signal?: AbortSignal,
-  ): Promise<BeginOutcome> {
-    const deadline = now() + wait;
-    const token = newToken();
-    for (let attempt = 0; ; attempt++) {
-      const begun = await this.begin(record, fingerprint, lease, token);
-      const remaining = deadline - now();
-      if (begun.kind !== "in-progress" || remaining <= 0 || signal?.aborted) return begun;
-      const backoff = Math.random() * Math.min(1000, 50 * 2 ** attempt);
-      const aborted = await sleep(
-        Math.min(backoff, begun.retryAfter + 1, remaining),
-        signal,
-      ).done.then(
-        () => false,
-        () => true,
-      );
-      if (aborted) return begun;
-    }
-  }
-
   /** Renews the lease of `token`'s record in progress; false if the lease was lost. */
   async renew(record: string, token: string, lease: number): Promise<boolean> {
     return (await this.#run(renewScript, record, [token, String(lease)])) === 1;
@@ -168,36 +153,56 @@ export class IdempotencyStore {
 
   /**
    * Stores the outcome and keeps the record for `retention` ms; false if the lease was lost, in
-   * which case nothing is overwritten.
+   * which case nothing is overwritten. A body larger than {@link PART_BYTES} goes in parts, one
+   * request each, joined by the last.
    */
   async finish(
     record: string,
     token: string,
     outcome: StoredOutcome,
     retention: number,
+    signal?: AbortSignal,
   ): Promise<boolean> {
+    // A large body goes in parts first, so no request is larger than a transport carries.
+    const parts = splitParts(outcome.body);
+    const last = parts.pop() ?? "";
+    for (const [index, part] of parts.entries()) {
+      const args = [token, String(index + 1), part];
+      if ((await this.#run(appendScript, record, args, signal)) !== 1) return false;
+    }
     const args = [
       token,
       outcome.failed ? "F" : "C",
       String(outcome.status),
       outcome.headers,
-      outcome.body,
+      last,
       outcome.encoding,
       outcome.truncated ? "1" : "0",
       String(retention),
+      String(parts.length),
     ];
-    return (await this.#run(finishScript, record, args)) === 1;
+    return (await this.#run(finishScript, record, args, signal)) === 1;
   }
 
   /** Deletes `token`'s record in progress so a retry runs afresh; false if it was not its own. */
-  async abandon(record: string, token: string): Promise<boolean> {
-    return (await this.#run(abandonScript, record, [token])) === 1;
+  async abandon(record: string, token: string, signal?: AbortSignal): Promise<boolean> {
+    return (await this.#run(abandonScript, record, [token], signal)) === 1;
   }
 
-  /** Runs a script on the record, retrying failures; the token never shows in the error. */
-  async #run(script: LockScript, record: string, args: string[]): Promise<unknown> {
+  /**
+   * Runs a script on the record, retrying failures, until `signal` aborts; the token never shows
+   * in the error.
+   */
+  async #run(
+    script: LockScript,
+    record: string,
+    args: string[],
+    signal?: AbortSignal,
+  ): Promise<unknown> {
+    const request = () => this.#adapter.evalScript(script, [record], args);
+    const bounded = signal ? () => raced(request(), signal) : request;
     try {
-      return await retried(this.#retries, () => this.#adapter.evalScript(script, [record], args));
+      return await retried(this.#retries, bounded, undefined, signal);
     } catch (error) {
       throw new LockUnavailableError(script.name, undefined, error, args[0]);
     }

@@ -82,6 +82,32 @@ export function describeIdempotencyContract(
       });
     });
 
+    it("stores and replays an outcome larger than one request carries, byte for byte", async () => {
+      const key = await record();
+      // 1.5 MiB of binary as base64, and text with quotes, multibyte characters and emoji.
+      const bytes = Uint8Array.from({ length: 1_536 * 1024 }, (_, i) => (i * 31) % 256);
+      let binary = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) {
+        binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      }
+      const large = outcome({ body: btoa(binary) });
+      await store.begin(key, "fp", 5_000, "el1.a");
+      expect(await store.finish(key, "el1.a", large, 60_000)).toBe(true);
+      expect(await store.begin(key, "fp", 5_000, "el1.b")).toEqual({
+        kind: "replay",
+        outcome: large,
+      });
+
+      const text = outcome({ body: '{"q":"é€🔒\\"}'.repeat(60_000), encoding: "json" });
+      const other = await record();
+      await store.begin(other, "fp", 5_000, "el1.a");
+      expect(await store.finish(other, "el1.a", text, 60_000)).toBe(true);
+      expect(await store.begin(other, "fp", 5_000, "el1.b")).toEqual({
+        kind: "replay",
+        outcome: text,
+      });
+    });
+
     it("keeps stored failures and non-replayable outcomes apart", async () => {
       const failed = await record();
       await store.begin(failed, "fp", 5_000, "el1.a");
@@ -147,6 +173,7 @@ export function describeIdempotencyContract(
           key: (order) => order.id,
           fingerprint: (order) => order,
           prefix: `wi-${Date.now()}`,
+          scope: "charge", // the wrapped function is anonymous
         },
       );
       const id = `order-${Math.random()}`;

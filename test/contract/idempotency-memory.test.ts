@@ -1,7 +1,8 @@
 import { memoryAdapter } from "edgelock/memory";
 import { describeIdempotencyContract } from "./idempotency-contract.js";
+import { describeIdempotencyMatrix } from "./idempotency-matrix.js";
 
-describeIdempotencyContract("memory", async () => ({
-  adapter: memoryAdapter(),
-  close: async () => {},
-}));
+const memory = async () => ({ adapter: memoryAdapter(), close: async () => {} });
+
+describeIdempotencyContract("memory", memory);
+describeIdempotencyMatrix("memory", memory);

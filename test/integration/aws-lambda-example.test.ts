@@ -10,6 +10,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomUUID } from "node:crypto";
 import type {
   APIGatewayProxyEventV2,
+  APIGatewayProxyEventV2WithJWTAuthorizer,
   APIGatewayProxyStructuredResultV2,
   Context,
   SQSEvent,
@@ -19,8 +20,9 @@ import { acquireScript, createLocker, extendScript, type LockScript } from "edge
 import { ioredisAdapter } from "edgelock/ioredis";
 import { DEFAULT_LEASE_SAFETY } from "edgelock/lambda";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { beginScript } from "../../src/idempotency/scripts/begin.js";
+import { lambdaContext } from "../support/lambda-context.js";
 import { type RedisProcess, startRedisServer } from "../support/redis-server.js";
 
 type Example = typeof import("../../examples/aws-lambda/handler.js");
@@ -31,33 +33,11 @@ let redis: Redis; // the test's own connection, to seed and inspect
 
 // --- Lambda, as the Node.js runtime presents it ----------------------------------------------
 
-const FUNCTION = { withdraw: "bank-withdraw", receipts: "bank-send-receipts" };
-
-/** A context for one invocation of `functionName` with a `timeout` ms limit, starting now. */
-function lambdaContext(functionName: string, timeout: number): Context {
-  const deadline = Date.now() + timeout; // the runtime's Lambda-Runtime-Deadline-Ms
-  const requestId = randomUUID();
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:eu-west-1:123456789012:function:${functionName}`,
-    memoryLimitInMB: "256",
-    awsRequestId: requestId,
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `2025/03/12/[$LATEST]${requestId.replaceAll("-", "")}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {
-      throw new Error("legacy context.done() called");
-    },
-    fail: () => {
-      throw new Error("legacy context.fail() called");
-    },
-    succeed: () => {
-      throw new Error("legacy context.succeed() called");
-    },
-  };
-}
+const FUNCTION = {
+  withdraw: "bank-withdraw",
+  orders: "bank-create-order",
+  receipts: "bank-send-receipts",
+};
 
 /** The context of the invocation in progress, for the lease checks below. */
 const invocation = new AsyncLocalStorage<Context>();
@@ -119,6 +99,35 @@ function withdrawalEvent(
     pathParameters: { id: accountId },
     body: sent,
     isBase64Encoded: options.base64 === true,
+  };
+}
+
+/** `POST /orders`, from the customer the JWT authorizer vouched for, with its `Idempotency-Key`. */
+function orderEvent(
+  customer: string,
+  body: string,
+  keys: readonly string[],
+): APIGatewayProxyEventV2WithJWTAuthorizer {
+  const base = withdrawalEvent("0", body);
+  const headers: Record<string, string | undefined> = { ...base.headers };
+  // API Gateway joins the values of a repeated header with commas.
+  if (keys.length > 0) headers["idempotency-key"] = keys.join(",");
+  return {
+    ...base,
+    routeKey: "POST /orders",
+    rawPath: "/orders",
+    headers,
+    pathParameters: {},
+    requestContext: {
+      ...base.requestContext,
+      routeKey: "POST /orders",
+      http: { ...base.requestContext.http, path: "/orders" },
+      authorizer: {
+        principalId: "",
+        integrationLatency: 0,
+        jwt: { claims: { sub: customer, scope: "orders" }, scopes: ["orders"] },
+      },
+    },
   };
 }
 
@@ -212,8 +221,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await example?.redis.quit();
-  await redis?.quit();
+  // Disconnected rather than quit: the last test stops the server.
+  example?.redis.disconnect();
+  redis?.disconnect();
   await server?.stop();
 });
 
@@ -224,7 +234,7 @@ describe("withdraw (API Gateway HTTP API)", () => {
     invoke(
       example.withdraw,
       withdrawalEvent(accountId, body, options),
-      lambdaContext(FUNCTION.withdraw, 6_000),
+      lambdaContext(6_000, FUNCTION.withdraw),
     );
   const parse = (result: APIGatewayProxyStructuredResultV2) => JSON.parse(result.body ?? "null");
   const locker = () => createLocker({ adapter: ioredisAdapter(redis), prefix: "bank" });
@@ -301,13 +311,58 @@ describe("withdraw (API Gateway HTTP API)", () => {
     const result = await invoke(
       example.withdraw,
       withdrawalEvent("11", '{"amount":1}'),
-      lambdaContext(FUNCTION.withdraw, 2_500),
+      lambdaContext(2_500, FUNCTION.withdraw),
     );
     expect(result.statusCode).toBe(200);
     const [acquire] = leases.slice(sent);
     expect(acquire?.script).toBe("acquire");
     expect(acquire?.lease).toBeGreaterThan(3_400);
     expect(acquire?.lease).toBeLessThanOrEqual(3_500);
+  });
+});
+
+// --- API Gateway: orders once per key and customer --------------------------------------------
+
+describe("createOrder (API Gateway HTTP API, JWT authorizer)", () => {
+  const order = (customer: string, body: string, ...keys: string[]) =>
+    invoke(
+      example.createOrder,
+      orderEvent(customer, body, keys),
+      lambdaContext(6_000, FUNCTION.orders),
+    );
+  const placed = async (customer: string) => redis.llen(`orders:${customer}`);
+  const book = '{"item":"book","quantity":1}';
+
+  it("places one order per key; a retry gets the first response back, marked replayed", async () => {
+    const key = randomUUID();
+    const first = await order("ada", book, key);
+    expect(first).toMatchObject({ statusCode: 201 });
+    const retry = await order("ada", book, `"${key}"`); // the same key as an RFC 8941 String
+    expect(retry).toEqual({
+      ...first,
+      headers: { ...first.headers, "Idempotent-Replayed": "true" },
+    });
+    expect(await placed("ada")).toBe(1);
+    expect((await order("ada", '{"item":"pen","quantity":1}', key)).statusCode).toBe(422);
+  });
+
+  it("keeps each customer's keys to them: another customer's same key places their own order", async () => {
+    const key = randomUUID();
+    const ada = await order("ada-2", book, key);
+    const grace = await order("grace", book, key);
+    expect(grace.statusCode).toBe(201);
+    expect(grace.headers?.["Idempotent-Replayed"]).toBeUndefined();
+    expect(JSON.parse(grace.body ?? "{}").id).not.toBe(JSON.parse(ada.body ?? "{}").id);
+    expect(await placed("grace")).toBe(1);
+  });
+
+  it("answers 400 for a key over 255 characters, not ASCII, or sent twice, placing nothing", async () => {
+    for (const keys of [["k".repeat(256)], ["clé-1"], [randomUUID(), randomUUID()]]) {
+      const refused = await order("lin", book, ...keys);
+      expect(refused.statusCode).toBe(400);
+      expect(JSON.parse(refused.body ?? "{}").error).toMatch(/Idempotency-Key|idempotency key/);
+    }
+    expect(await placed("lin")).toBe(0);
   });
 });
 
@@ -319,7 +374,7 @@ describe("sendReceipts (SQS)", () => {
       (entry) => JSON.parse(entry) as { receiptId: string; orderId: string },
     );
   const deliver = (...records: SQSRecord[]) =>
-    invoke(example.sendReceipts, sqsEvent(...records), lambdaContext(FUNCTION.receipts, 30_000));
+    invoke(example.sendReceipts, sqsEvent(...records), lambdaContext(30_000, FUNCTION.receipts));
 
   it("sends one receipt per message, and replays a duplicate delivery", async () => {
     const firstReceived = Date.now();
@@ -368,7 +423,7 @@ describe("sendReceipts (SQS)", () => {
     await invoke(
       example.sendReceipts,
       sqsEvent(sqsRecord(randomUUID(), paidOrder("o-300"), { receiveCount: 1, firstReceived: 1 })),
-      lambdaContext(FUNCTION.receipts, 4_000),
+      lambdaContext(4_000, FUNCTION.receipts),
     );
     const [begin] = leases.slice(sent);
     expect(begin?.script).toBe("idempotency-begin");
@@ -385,6 +440,48 @@ describe("every lease the example sent", () => {
       // A few ms pass between sizing the lease and sending it: the remaining time shrank by them.
       expect(sent.lease).toBeLessThanOrEqual(sent.remaining + DEFAULT_LEASE_SAFETY + 25);
       expect(sent.lease).toBeGreaterThan(sent.remaining + DEFAULT_LEASE_SAFETY - 100);
+    }
+  });
+});
+
+describe("with Redis down", () => {
+  it("answers 503 over HTTP and reports every record as a batch item failure, before the deadline", async () => {
+    redis.on("error", () => {}); // the test's own connection: its reconnections are expected
+    await server.stop();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const withdrawing = lambdaContext(1_000, FUNCTION.withdraw);
+      const refused = await invoke(
+        example.withdraw,
+        withdrawalEvent("42", '{"amount":1}'),
+        withdrawing,
+      );
+      expect(refused).toMatchObject({ statusCode: 503, headers: { "Retry-After": "1" } });
+      expect(withdrawing.getRemainingTimeInMillis()).toBeGreaterThan(100);
+
+      const ordering = lambdaContext(1_000, FUNCTION.orders);
+      const event = orderEvent("ada", '{"item":"book"}', [randomUUID()]);
+      const unordered = await invoke(example.createOrder, event, ordering);
+      expect(unordered).toMatchObject({ statusCode: 503, headers: { "Retry-After": "1" } });
+      expect(ordering.getRemainingTimeInMillis()).toBeGreaterThan(100);
+
+      const receiving = lambdaContext(1_000, FUNCTION.receipts);
+      const ids = [randomUUID(), randomUUID()];
+      const failed = await invoke(
+        example.sendReceipts,
+        sqsEvent(
+          ...ids.map((id) => sqsRecord(id, paidOrder(id), { receiveCount: 1, firstReceived: 1 })),
+        ),
+        receiving,
+      );
+      expect(failed).toEqual({
+        batchItemFailures: ids.map((itemIdentifier) => ({ itemIdentifier })),
+      });
+      expect(receiving.getRemainingTimeInMillis()).toBeGreaterThan(100);
+      // The logs name the cause.
+      expect(errors.mock.calls.flat().join("\n")).toMatch(/ECONNREFUSED/);
+    } finally {
+      errors.mockRestore();
     }
   });
 });

@@ -273,6 +273,7 @@ const scenarios: RedactionScenario[] = [
       const idempotent = lambdaWithIdempotency(async () => "ran", {
         adapter,
         key: () => key(),
+        scope: "redaction",
       });
       return [await failure(locked({}, context)), await failure(idempotent({}, context))];
     },
@@ -282,7 +283,11 @@ const scenarios: RedactionScenario[] = [
     true,
     async () => {
       const { adapter } = lockerOver(client(echoing.port, "locker", PASSWORD));
-      const run = withIdempotency(async () => "ran", { adapter, key: () => key() });
+      const run = withIdempotency(async () => "ran", {
+        adapter,
+        key: () => key(),
+        scope: "redaction",
+      });
       return [await failure(run())];
     },
   ],

@@ -1,5 +1,6 @@
 /// <reference types="node" />
 import middy from "@middy/core";
+import httpErrorHandler from "@middy/http-error-handler";
 import type { Context } from "aws-lambda";
 import {
   createLocker,
@@ -10,10 +11,12 @@ import {
   type LockAdapter,
   LockLostError,
   LockTimeoutError,
+  LockUnavailableError,
   lockNames,
   releaseScript,
 } from "edgelock";
 import {
+  headerKey,
   idempotencyMiddleware,
   lambdaWithIdempotency,
   lambdaWithLock,
@@ -22,26 +25,8 @@ import {
 } from "edgelock/lambda";
 import { memoryAdapter } from "edgelock/memory";
 import { describe, expect, it, vi } from "vitest";
+import { lambdaContext } from "../support/lambda-context.js";
 import { activeTimers, delay, gate, type Recording, record, rejection } from "./helpers.js";
-
-/** A Lambda context as the Node.js runtime builds it, with `timeout` ms left at creation. */
-function lambdaContext(timeout: number, functionName = "orders"): Context {
-  const deadline = Date.now() + timeout;
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:eu-west-1:123456789012:function:${functionName}`,
-    memoryLimitInMB: "256",
-    awsRequestId: crypto.randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: "2025/01/01/[$LATEST]0123456789abcdef0123456789abcdef",
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}
 
 /** A context frozen at `remaining` ms, for exact arithmetic. */
 const frozen = (remaining: number) => ({ getRemainingTimeInMillis: () => remaining });
@@ -255,6 +240,7 @@ describe("lambdaWithLock", () => {
         await frozenWork.promise; // a timed-out invocation: it never gets to release
         return "late";
       },
+      { margin: 20 }, // a 100 ms invocation: leave it time for Redis
     );
     const timedOut = handler({}, lambdaContext(100)).catch((error: unknown) => error);
     await delay(20);
@@ -314,6 +300,89 @@ const message = (messageId: string, body = "{}", receiptHandle = crypto.randomUU
   body,
 });
 
+describe("the invocation's deadline", () => {
+  /** A memory backend whose scripts named in `hung` never answer, as a blackholed Redis. */
+  const hanging = (hung: ReadonlySet<string>) =>
+    record(memoryAdapter(), (call, run) =>
+      hung.has(call.script) ? new Promise<never>(() => {}) : run(),
+    );
+
+  it("bounds every request by the remaining time less the margin: LOCK_UNAVAILABLE, not Task timed out", async () => {
+    const recording = hanging(new Set(["acquire", "idempotency-begin"]));
+    const locker = createLocker({ adapter: recording.adapter });
+    const work = vi.fn(async () => "ran");
+    const locked = lambdaWithLock(locker, () => "account:1", work);
+    const idempotent = lambdaWithIdempotency(work, {
+      adapter: recording.adapter,
+      key: () => "m-1",
+      margin: 300,
+    });
+    const timersBefore = activeTimers();
+    for (const [invoke, margin] of [
+      [locked, 200],
+      [idempotent, 300],
+    ] as const) {
+      const context = lambdaContext(1_000);
+      const error = await rejection(invoke({}, context));
+      expect(error).toBeInstanceOf(LockUnavailableError);
+      expect((error as Error).message).toMatch(/no answer from Redis in time/);
+      expect((error as Error).message).toContain(`${margin} ms before its deadline`);
+      const left = context.getRemainingTimeInMillis();
+      expect(left).toBeLessThanOrEqual(margin + 10);
+      expect(left).toBeGreaterThan(margin - 60);
+    }
+    expect(work).not.toHaveBeenCalled();
+    expect(activeTimers()).toBeLessThanOrEqual(timersBefore); // the deadlines' timers are cleared
+  });
+
+  it("sends nothing when no time is left, and gives up a release that would outlive the deadline", async () => {
+    const hung = new Set<string>();
+    const recording = hanging(hung);
+    const locker = createLocker({ adapter: recording.adapter });
+    const releaseErrors: unknown[] = [];
+    const handler = lambdaWithLock(
+      locker,
+      () => "account:1",
+      async () => {
+        hung.add("release");
+        return "done";
+      },
+      { onReleaseError: (error) => releaseErrors.push(error) },
+    );
+    const late = await rejection(handler({}, lambdaContext(150)));
+    expect(late).toBeInstanceOf(LockUnavailableError);
+    expect(recording.calls).toHaveLength(0);
+
+    const context = lambdaContext(600);
+    expect(await handler({}, context)).toBe("done");
+    expect(context.getRemainingTimeInMillis()).toBeGreaterThan(150);
+    expect(releaseErrors).toHaveLength(1);
+    expect(releaseErrors[0]).toMatchObject({ code: "LOCK_UNAVAILABLE", operation: "release" });
+  });
+
+  it("turns an unreachable Redis into a 503 with Retry-After through onUnavailable or http-error-handler", async () => {
+    const recording = hanging(new Set(["acquire"]));
+    const locker = createLocker({ adapter: recording.adapter });
+    const withdraw = lambdaWithLock(
+      locker,
+      () => "account:1",
+      async () => ({ statusCode: 200 }),
+      { onUnavailable: (error) => ({ statusCode: error.statusCode, headers: error.headers }) },
+    );
+    expect(await withdraw({}, lambdaContext(1_000))).toEqual({
+      statusCode: 503,
+      headers: { "Retry-After": "1" },
+    });
+    const handler = middy(async () => ({ statusCode: 200 }))
+      .use(httpErrorHandler({ logger: false }))
+      .use(lockMiddleware({ locker, key: () => "account:1" }));
+    expect(await handler({}, lambdaContext(1_000))).toMatchObject({
+      statusCode: 503,
+      headers: { "Retry-After": "1" },
+    });
+  });
+});
+
 describe("lambdaWithIdempotency", () => {
   it("runs once per key, stores before resolving, and replays to duplicates", async () => {
     const recording = slow();
@@ -341,21 +410,31 @@ describe("lambdaWithIdempotency", () => {
 
   it("claims with a lease of the remaining time, and never renews it", async () => {
     const recording = record(memoryAdapter());
-    const handler = lambdaWithIdempotency(async () => delay(150), {
-      adapter: recording.adapter,
-      key: () => "k",
-    });
+    const handler = lambdaWithIdempotency(
+      async function sendReceipt() {
+        await delay(150);
+      },
+      {
+        adapter: recording.adapter,
+        key: () => "k",
+      },
+    );
     await handler({}, lambdaContext(2_000));
     const lease = Number(recording.of("idempotency-begin")[0]?.args[2]);
     expect(lease).toBeGreaterThan(2_900);
     expect(lease).toBeLessThanOrEqual(3_000);
     expect(recording.of("idempotency-renew")).toHaveLength(0);
 
-    const capped = lambdaWithIdempotency(async () => 1, {
-      adapter: recording.adapter,
-      key: () => "c",
-      lease: { max: 1_234 },
-    });
+    const capped = lambdaWithIdempotency(
+      async function chargeCard() {
+        return 1;
+      },
+      {
+        adapter: recording.adapter,
+        key: () => "c",
+        lease: { max: 1_234 },
+      },
+    );
     await capped({}, lambdaContext(60_000));
     expect(recording.of("idempotency-begin")[1]?.args[2]).toBe("1234");
   });
@@ -373,7 +452,8 @@ describe("lambdaWithIdempotency", () => {
 
     const error = await rejection(handler(message("m"), lambdaContext(5_000)));
     expect(error).toBeInstanceOf(IdempotencyConflictError);
-    expect(error).toMatchObject({ statusCode: 409, headers: { "Retry-After": "6" } });
+    // Not the whole lease: the first has just started, and no run was seen to take longer.
+    expect(error).toMatchObject({ statusCode: 409, headers: { "Retry-After": "1" } });
     // The rejected duplicate left the first one's claim alone.
     expect(await rejection(handler(message("m"), lambdaContext(5_000)))).toBeInstanceOf(
       IdempotencyConflictError,
@@ -408,7 +488,12 @@ describe("lambdaWithIdempotency", () => {
       await frozenWork.promise;
       return "late";
     });
-    const handler = lambdaWithIdempotency(work, { adapter, key: () => "k", lease: { safety: 50 } });
+    const handler = lambdaWithIdempotency(work, {
+      adapter,
+      key: () => "k",
+      lease: { safety: 50 },
+      margin: 20, // a 100 ms invocation: leave it time for Redis
+    });
     const timedOut = handler({}, lambdaContext(100));
     await delay(20);
     expect(await rejection(handler({}, lambdaContext(5_000)))).toBeInstanceOf(
@@ -429,7 +514,7 @@ describe("lambdaWithIdempotency", () => {
     const boom = new Error("boom");
     let calls = 0;
     const handler = lambdaWithIdempotency(
-      async () => {
+      async function sendReceipt() {
         calls++;
         if (calls === 1) throw boom;
         if (calls === 2) {
@@ -438,7 +523,12 @@ describe("lambdaWithIdempotency", () => {
         }
         return "third time";
       },
-      { adapter: recording.adapter, key: () => "k", onStoreError: (e) => storeErrors.push(e) },
+      {
+        adapter: recording.adapter,
+        key: () => "k",
+        onStoreError: (e) => storeErrors.push(e),
+        margin: 20, // the 200 ms invocation below has time for Redis
+      },
     );
 
     expect(await rejection(handler({}, lambdaContext(5_000)))).toBe(boom);
@@ -456,7 +546,7 @@ describe("lambdaWithIdempotency", () => {
 
   it('keeps the key after a throw with onThrow: "hold"', async () => {
     const handler = lambdaWithIdempotency(
-      async () => {
+      async function chargeCard() {
         throw new Error("unknown outcome");
       },
       { adapter: memoryAdapter(), key: () => "k", onThrow: "hold" },
@@ -543,6 +633,80 @@ describe("lambdaWithIdempotency", () => {
     expect(() =>
       lambdaWithIdempotency(ok, { adapter, key: () => "k", fingerprint: true as never }),
     ).toThrow(/fingerprint/);
+  });
+});
+
+describe("headerKey: keys clients choose, on HTTP events", () => {
+  const v2 = (headers: Record<string, string>, path = "/orders", caller = "alice") => ({
+    rawPath: path,
+    headers,
+    requestContext: {
+      http: { method: "POST", path },
+      authorizer: { jwt: { claims: { sub: caller } } },
+    },
+  });
+  type V2 = ReturnType<typeof v2>;
+  const callerOf = (event: V2) => event.requestContext.authorizer.jwt.claims.sub;
+
+  it("reads the header, quoted or bare, in any case; none runs without idempotency", () => {
+    const key = headerKey();
+    expect(key(v2({ "idempotency-key": '"order-1"' }))).toBe("order-1");
+    expect(key(v2({ "Idempotency-Key": "order-1" }))).toBe("order-1");
+    expect(key({ multiValueHeaders: { "idempotency-key": ["order-1"] } })).toBe("order-1");
+    expect(key(v2({}))).toBeUndefined();
+    expect(headerKey("X-Request-Key")(v2({ "x-request-key": "r" }))).toBe("r");
+  });
+
+  it("refuses an invalid or repeated key with a 400 error, before any request", () => {
+    const key = headerKey();
+    for (const headers of [
+      { "idempotency-key": "k".repeat(256) },
+      { "idempotency-key": "clé" },
+      { "idempotency-key": '"unterminated' },
+      { "idempotency-key": "a,b" }, // API Gateway (payload 2.0) joins repeated headers
+    ]) {
+      const error = (() => {
+        try {
+          key(v2(headers));
+        } catch (thrown) {
+          return thrown;
+        }
+      })();
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ statusCode: 400, expose: true, code: "INVALID_ARGUMENT" });
+    }
+    expect(() => key({ multiValueHeaders: { "Idempotency-Key": ["a", "b"] } })).toThrow(
+      /one Idempotency-Key header, not several/,
+    );
+    expect(() => headerKey("not a header")).toThrow(InvalidArgumentError);
+  });
+
+  it("scopes records by caller, method and path; without a scope function it warns once", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const adapter = memoryAdapter();
+    const work = vi.fn(async (event: V2) => ({ statusCode: 201, body: callerOf(event) }));
+    const handler = lambdaWithIdempotency(work, { adapter, key: headerKey(), scope: callerOf });
+    expect(warn).not.toHaveBeenCalled();
+    const headers = { "idempotency-key": "order-1" };
+    expect(await handler(v2(headers), lambdaContext(3_000))).toMatchObject({ body: "alice" });
+    // Another caller presenting the same key gets its own response, not alice's.
+    expect(await handler(v2(headers, "/orders", "mallory"), lambdaContext(3_000))).toMatchObject({
+      body: "mallory",
+    });
+    await handler(v2(headers, "/refunds"), lambdaContext(3_000));
+    expect(await handler(v2(headers), lambdaContext(3_000))).toMatchObject({
+      body: "alice",
+      headers: { "Idempotent-Replayed": "true" },
+    });
+    expect(work).toHaveBeenCalledTimes(3);
+
+    lambdaWithIdempotency(work, { adapter, key: headerKey() });
+    idempotencyMiddleware({ adapter, key: headerKey(), scope: "orders" });
+    expect(warn).toHaveBeenCalledTimes(2);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/callers share keys; pass scope/);
+    lambdaWithIdempotency(work, { adapter, key: headerKey(), allowGlobalKeys: true });
+    lambdaWithIdempotency(work, { adapter, key: (event: V2) => event.rawPath });
+    expect(warn).toHaveBeenCalledTimes(2);
   });
 });
 
@@ -637,7 +801,7 @@ describe("lockMiddleware with middy", () => {
     const locker = createLocker({ adapter: memoryAdapter() });
     const stillRunning = gate();
     const handler = middy(async () => stillRunning.promise, { timeoutEarlyInMillis: 50 }).use(
-      lockMiddleware({ locker, key: () => "k", lease: { safety: 100 } }),
+      lockMiddleware({ locker, key: () => "k", lease: { safety: 100 }, margin: 20 }),
     );
     const error = await rejection(handler({}, lambdaContext(150)));
     expect(error).toMatchObject({ name: "TimeoutError" });
@@ -645,6 +809,70 @@ describe("lockMiddleware with middy", () => {
     await delay(150);
     expect((await locker.inspect("k")).held).toBe(false);
     stillRunning.open();
+  });
+});
+
+describe("lockMiddleware with middy's early timeout and http-error-handler", () => {
+  type Order = "before" | "after";
+  /** A middy handler under the lock, with http-error-handler used before or after it. */
+  function lockedHandler(
+    locker: ReturnType<typeof createLocker>,
+    order: Order,
+    handler: () => Promise<unknown>,
+  ) {
+    const lock = lockMiddleware({ locker, key: () => "account:1", margin: 20 });
+    const errors = httpErrorHandler({ logger: false });
+    return middy(handler, { timeoutEarlyInMillis: 50 }).use(
+      order === "before" ? [errors, lock] : [lock, errors],
+    );
+  }
+
+  it.each<Order>(["before", "after"])(
+    "keeps the lock while the timed-out handler still runs (http-error-handler %s)",
+    async (order) => {
+      const locker = createLocker({ adapter: memoryAdapter() });
+      const stillRunning = gate();
+      let running = 0;
+      let overlapped = false;
+      const handler = lockedHandler(locker, order, async () => {
+        running++;
+        if (running > 1) overlapped = true;
+        await stillRunning.promise;
+        running--;
+        return { statusCode: 200 };
+      });
+      // middy answers 500 at the deadline; the handler goes on.
+      expect(await handler({}, lambdaContext(150))).toMatchObject({ statusCode: 500 });
+      expect((await locker.inspect("account:1")).held).toBe(true);
+      expect(await handler({}, lambdaContext(3_000))).toMatchObject({ statusCode: 409 });
+      expect(overlapped).toBe(false);
+      stillRunning.open();
+    },
+  );
+
+  it.each<Order>(["before", "after"])(
+    "releases the lock on a TimeoutError of the handler's own (http-error-handler %s)",
+    async (order) => {
+      const locker = createLocker({ adapter: memoryAdapter() });
+      const handler = lockedHandler(locker, order, async () => {
+        const signal = AbortSignal.timeout(1);
+        await delay(20);
+        throw signal.reason; // what fetch rejects with when its AbortSignal.timeout fires
+      });
+      expect(await handler({}, lambdaContext(3_000))).toMatchObject({ statusCode: 500 });
+      expect((await locker.inspect("account:1")).held).toBe(false);
+    },
+  );
+
+  it("releases the lock when a handler's error only looks like middy's (no middy mark)", async () => {
+    const locker = createLocker({ adapter: memoryAdapter() });
+    const handler = middy(async () => {
+      throw Object.assign(new Error("upstream timed out"), { name: "TimeoutError" });
+    }).use(lockMiddleware({ locker, key: () => "account:1" }));
+    expect(await rejection(handler({}, lambdaContext(3_000)))).toMatchObject({
+      name: "TimeoutError",
+    });
+    expect((await locker.inspect("account:1")).held).toBe(false);
   });
 });
 
@@ -722,7 +950,8 @@ describe("idempotencyMiddleware with middy", () => {
 
     const error = await rejection(handler({}, lambdaContext(4_000)));
     expect(error).toBeInstanceOf(IdempotencyConflictError);
-    expect(error).toMatchObject({ statusCode: 409, expose: true, headers: { "Retry-After": "5" } });
+    // Not the whole lease: the first has just started, and no run was seen to take longer.
+    expect(error).toMatchObject({ statusCode: 409, expose: true, headers: { "Retry-After": "1" } });
     const mapped = middy(work)
       .use(httpErrors)
       .use(idempotencyMiddleware({ adapter, key: () => "k" }));
@@ -773,7 +1002,7 @@ describe("idempotencyMiddleware with middy", () => {
     const adapter = memoryAdapter();
     const stillRunning = gate();
     const handler = middy(async () => stillRunning.promise, { timeoutEarlyInMillis: 50 }).use(
-      idempotencyMiddleware({ adapter, key: () => "k" }),
+      idempotencyMiddleware({ adapter, key: () => "k", margin: 20 }),
     );
     expect(await rejection(handler({}, lambdaContext(150)))).toMatchObject({
       name: "TimeoutError",

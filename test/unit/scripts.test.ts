@@ -12,6 +12,7 @@ import {
 } from "edgelock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { abandonScript } from "../../src/idempotency/scripts/abandon.js";
+import { appendScript } from "../../src/idempotency/scripts/append.js";
 import { beginScript } from "../../src/idempotency/scripts/begin.js";
 import { finishScript } from "../../src/idempotency/scripts/finish.js";
 import { renewScript } from "../../src/idempotency/scripts/renew.js";
@@ -26,6 +27,7 @@ const scripts: LockScript[] = [
   renewScript,
   finishScript,
   abandonScript,
+  appendScript,
 ];
 
 describe("script hashes", () => {

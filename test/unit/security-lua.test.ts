@@ -99,6 +99,7 @@ const DECLARED_KEYS: Record<string, number> = {
   "idempotency-renew": 1,
   "idempotency-finish": 1,
   "idempotency-abandon": 1,
+  "idempotency-append": 1,
 };
 
 /** One `redis.call(...)` or `redis.pcall(...)` of a script, its arguments as Lua source text. */

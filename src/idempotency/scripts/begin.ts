@@ -16,7 +16,8 @@ import type { LockScript, ScriptEmulation } from "../../adapter.js";
  *   begin is idempotent); the fence is the server clock in µs;
  * - `{2}`: the key was used for a different request (fingerprints differ);
  * - `{3, status, headers, body, encoding, truncated, state}`: finished: replay this;
- * - `{4, pttl}`: another request holds it in progress for `pttl` more ms.
+ * - `{4, pttl, running}`: another request holds it in progress for `pttl` more ms, and has held
+ *   it for `running` ms (on the server clock).
  */
 const lua = `local state = redis.call('HGET', KEYS[1], 'st')
 if not state then
@@ -34,7 +35,10 @@ if state == 'P' then
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
     return {1, tonumber(redis.call('HGET', KEYS[1], 'n'))}
   end
-  return {4, redis.call('PTTL', KEYS[1])}
+  local now = redis.call('TIME')
+  local started = tonumber(redis.call('HGET', KEYS[1], 'n'))
+  local running = math.floor((tonumber(now[1]) * 1000000 + tonumber(now[2]) - started) / 1000)
+  return {4, redis.call('PTTL', KEYS[1]), running}
 end
 local r = redis.call('HMGET', KEYS[1], 'rs', 'rh', 'rb', 're', 'rt')
 return {3, r[1], r[2], r[3], r[4], r[5], state}
@@ -44,7 +48,7 @@ return {3, r[1], r[2], r[3], r[4], r[5], state}
 export const beginScript: LockScript = {
   name: "idempotency-begin",
   lua,
-  sha1: "b39174803fa9260d25b181f97efb37281a3e10d9",
+  sha1: "86cc94cf0b9df83d6902e26fc63fe5785d6d56ad",
 };
 
 /** The same semantics over the in-memory store (see `edgelock/memory`). */
@@ -63,7 +67,10 @@ export const emulateBegin: ScriptEmulation = (
   const stored = host.hget(key, "fp");
   if (fingerprint !== "" && stored && stored !== fingerprint) return [2];
   if (state === "P") {
-    if (host.hget(key, "own") !== token) return [4, host.pttl(key)];
+    if (host.hget(key, "own") !== token) {
+      const running = Math.floor((host.timeMicros() - Number(host.hget(key, "n"))) / 1000);
+      return [4, host.pttl(key), running];
+    }
     host.pexpire(key, Number(lease));
     return [1, Number(host.hget(key, "n"))];
   }
