@@ -1,6 +1,6 @@
 /// <reference types="node" />
 /**
- * The report: markdown tables for every scenario, issue 6's targets checked against them, the
+ * The report: markdown tables for every scenario, the performance targets checked against them, the
  * machine they came from; written to docs/ (with the SVG chart) when the run asks for it.
  */
 
@@ -68,7 +68,7 @@ function render(results: Results): string {
     "![Key ratios](benchmarks.svg)",
     "## Machine",
     machineList(results),
-    "## Issue 6 targets (edgelock)",
+    "## Performance targets (edgelock)",
     checkTargets(results),
     uncontended(results),
     contentionSection(results),

@@ -14,7 +14,7 @@ interface Bar {
 interface Group {
   title: string;
   bars: Bar[];
-  /** Issue 6's target for edgelock, drawn as a dotted line, if it is a ratio. */
+  /** The performance target for edgelock, drawn as a dotted line, if it is a ratio. */
   target?: number;
 }
 
@@ -111,7 +111,7 @@ export function chart(results: Results): string {
   const { machine, config } = results;
   const caption = [
     "edgelock (green) vs peers: ratios to the raw floor measured in the same run. " +
-      "Red dashed: the floor (1.0×); green dotted: issue 6's target.",
+      "Red dashed: the floor (1.0×); green dotted: the target.",
     `${config.repetitions > 1 ? `Medians of ${config.repetitions} runs` : "One run"}; ` +
       `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, Redis ${machine.redis}, ` +
       `${machine.date.slice(0, 10)}. Bars past ${CLIP}× are clipped (▸).`,

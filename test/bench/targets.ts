@@ -1,5 +1,5 @@
 /**
- * Issue 6's targets for edgelock, checked against this run's medians, with lines that are only
+ * The performance targets for edgelock, checked against this run's medians, with lines that are only
  * reported (goal "reported", no pass or fail).
  */
 
